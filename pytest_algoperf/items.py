@@ -1,0 +1,108 @@
+"""Benchmark tests: one pytest item per (submission, framework, workload), collected without any test file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_algoperf.frameworks import get_adapter
+from pytest_algoperf.loop import RunSettings, run_benchmark
+from pytest_algoperf.results import RunResult
+
+if TYPE_CHECKING:
+    from pytest_algoperf.session import AlgoPerfSession, PlannedRun
+
+
+class TargetMissed(Exception):
+    """A run that ended without meeting its validation target: the benchmark test fails."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__(describe_miss(result))
+        self.result = result
+
+
+def describe_miss(result: RunResult) -> str:
+    best = "nothing" if result.best_validation is None else f"{result.best_validation:.4f}"
+    direction = ">=" if result.higher_is_better else "<="
+    why = {
+        "diverged": "the run diverged (a validation metric became NaN or infinite)",
+        "budget spent": f"the {result.budget_sec:g} s budget was spent",
+        "training complete": "the submission ended training (TrainingCompleteError)",
+    }.get(result.stop_reason, result.stop_reason)
+    return (
+        f"{result.workload}: validation/{result.target_metric} reached {best}, target {direction} "
+        f"{result.validation_target:g}; {why} after {result.global_step} steps and {result.num_evals} evals"
+    )
+
+
+class BenchmarkSuite(pytest.Collector):
+    """The root of all benchmark items; its node id is ``algoperf``."""
+
+    def __init__(self, *, algoperf: AlgoPerfSession, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.algoperf = algoperf
+
+    def collect(self) -> Iterator[BenchmarkItem]:
+        for plan in self.algoperf.planned_runs():
+            item = BenchmarkItem.from_parent(self, name=plan.test_id, plan=plan)
+            if plan.skip_reason:
+                item.add_marker(pytest.mark.skip(reason=plan.skip_reason))
+            yield item
+
+
+class BenchmarkItem(pytest.Item):
+    """Trains one submission on one workload under AlgoPerf's clock; fails when the target is missed."""
+
+    def __init__(self, *, plan: PlannedRun, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan = plan
+        self.result: RunResult | None = None
+        self.extra_keyword_matches.update({plan.submission_name, plan.framework, plan.workload})
+
+    def setup(self) -> None:
+        # Data generation and loading are setup, outside the clock (and cached for later runs).
+        self.workload = self.parent.algoperf.workload(self.plan.workload, self.plan.framework)
+
+    def runtest(self) -> None:
+        session = self.parent.algoperf
+        submission = session.submission(self.plan.submission_spec, self.plan.framework)
+        adapter = get_adapter(self.plan.framework)
+        self.result = RunResult(
+            test_id=self.name,
+            submission=submission.name,
+            framework=self.plan.framework,
+            workload=self.plan.workload,
+            seed=self.plan.seed,
+        )
+        settings = RunSettings(
+            seed=self.plan.seed,
+            hyperparameters=session.hyperparameters(submission),
+            data_dir=session.settings.data_dir,
+            eval_every_steps=session.settings.eval_every_steps,
+            device=self.workload.device,
+        )
+        try:
+            run_benchmark(
+                self.workload,
+                submission,
+                adapter,
+                settings,
+                self.result,
+                on_eval=lambda result, record: self.ihook.pytest_algoperf_eval(result=result, record=record),
+            )
+        except BaseException as error:
+            self.result.stop_reason = "error"
+            self.result.error = f"{type(error).__name__}: {error}"
+            raise
+        if not self.result.reached:
+            raise TargetMissed(self.result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, TargetMissed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style="short")
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, f"algoperf benchmark {self.name}"

@@ -1,0 +1,125 @@
+"""The pytest hooks of pytest-algoperf (registered through the ``pytest11`` entry point).
+
+With ``--algoperf-submission`` the session collects benchmark tests instead of test files; without it the
+plugin only offers its options, its hooks and the ``algoperf_clock`` fixture, and a plain ``pytest`` runs the
+project's own tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_algoperf import hookspecs
+from pytest_algoperf.clock import BenchmarkClock
+from pytest_algoperf.frameworks import get_adapter
+from pytest_algoperf.items import BenchmarkItem, BenchmarkSuite
+from pytest_algoperf.options import add_options, resolve_settings
+from pytest_algoperf.recorder import ResultsRecorder
+from pytest_algoperf.registry import WorkloadRegistry, builtin_entries
+from pytest_algoperf.reporting.terminal import ProgressReporter
+from pytest_algoperf.session import AlgoPerfSession
+
+SESSION = pytest.StashKey[AlgoPerfSession]()
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Make the ``pytest_algoperf_*`` hooks of :mod:`pytest_algoperf.hookspecs` available to conftests."""
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add the ``--algoperf-*`` options, each mirrored by an ``algoperf_*`` ini setting."""
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Resolve options and, when benchmarking, validate submissions and workloads before anything runs."""
+    config.addinivalue_line("markers", "algoperf: a pytest-algoperf benchmark test (added automatically)")
+    settings = resolve_settings(config)
+    if not settings.benchmarking:
+        return
+    registry = WorkloadRegistry()
+    for entry in builtin_entries():
+        registry.add(entry)
+    config.hook.pytest_algoperf_add_workloads(registry=registry)
+    session = AlgoPerfSession(settings, registry)
+    session.prepare(Path(config.invocation_params.dir))
+    config.stash[SESSION] = session
+    if not _is_xdist_worker(config):  # under xdist, only the controller reports and writes files
+        config.pluginmanager.register(ProgressReporter(config), "algoperf-progress")
+        config.pluginmanager.register(ResultsRecorder(config, session), "algoperf-recorder")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    """Show the session seed and what is benchmarked, so a run can be reproduced from its log."""
+    session = config.stash.get(SESSION, None)
+    if session is None:
+        return None
+    s = session.settings
+    devices = ", ".join(f"{framework} on {device}" for framework, device in session.devices.items())
+    return [
+        f"algoperf: seed {s.seed}; submissions {', '.join(s.submissions)}; {devices}",
+        f"algoperf: results in {s.output}",
+    ]
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """While benchmarking, test files are not collected: the benchmark tests are the session."""
+    return True if SESSION in config.stash else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Put the benchmark tests in place, before ``-k`` and ``-m`` deselect among them."""
+    algoperf = config.stash.get(SESSION, None)
+    if algoperf is None:
+        return
+    suite = BenchmarkSuite.from_parent(session, name="algoperf", nodeid="algoperf", algoperf=algoperf)
+    items[:] = list(suite.collect())
+    # Report the suite like any collected node, so the terminal counts "collected N items" and xdist sees it.
+    session.ihook.pytest_collectreport(report=pytest.CollectReport(suite.nodeid, "passed", None, items))
+    for item in items:
+        item.add_marker(pytest.mark.algoperf)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Attach the run's result to its report, which carries it to the controller under pytest-xdist."""
+    report = yield
+    if isinstance(item, BenchmarkItem) and call.when == "call" and item.result is not None:
+        report.algoperf_result = item.result.to_json()
+    return report
+
+
+@pytest.fixture
+def algoperf_clock() -> Callable[..., BenchmarkClock]:
+    """A factory of AlgoPerf clocks for timing your own training loop under the benchmark's rules.
+
+    ``algoperf_clock(budget_sec, eval_period_sec=0.0, framework=None, eval_every_steps=None)`` returns a
+    :class:`~pytest_algoperf.clock.BenchmarkClock`; with ``framework="pytorch"`` or ``"jax"`` its readings
+    synchronise that framework's accelerator first.
+    """
+
+    def make(
+        budget_sec: float,
+        eval_period_sec: float = 0.0,
+        framework: str | None = None,
+        eval_every_steps: int | None = None,
+    ) -> BenchmarkClock:
+        if framework is None:
+            return BenchmarkClock(budget_sec, eval_period_sec, eval_every_steps=eval_every_steps)
+        return BenchmarkClock(
+            budget_sec, eval_period_sec, get_adapter(framework).synchronize, eval_every_steps
+        )
+
+    return make
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")

@@ -1,0 +1,92 @@
+"""Result files: one ``results.json`` per session and AlgoPerf-style folders per run.
+
+Layout under the output folder::
+
+    results.json
+    experiments/<submission>/study_<s>/<workload>_<framework>/trial_<t+1>/
+        eval_measurements.csv   # AlgoPerf's columns, one row per eval
+        hparams.json            # the hyperparameters of the trial
+        meta_data.json          # workload properties, seed, device, machine, software, commit
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pytest_algoperf.results import RunResult
+
+RESULTS_FORMAT = "pytest-algoperf-results"
+RESULTS_VERSION = 1
+CLOCK_COLUMNS = (
+    "accumulated_eval_time",
+    "accumulated_logging_time",
+    "accumulated_submission_time",
+    "global_step",
+    "preemption_count",
+    "score",
+    "total_duration",
+)
+
+
+def write_json_atomically(path: Path, document: Any) -> None:
+    """Write via a temporary file and a rename, so a crash never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    temporary.replace(path)
+
+
+def write_results(path: Path, session: Mapping[str, Any], results: Iterable[RunResult]) -> None:
+    document = {
+        "format": RESULTS_FORMAT,
+        "version": RESULTS_VERSION,
+        **session,
+        "runs": [result.to_json() for result in results],
+    }
+    write_json_atomically(path, document)
+
+
+def run_folder(output: Path, result: RunResult) -> Path:
+    return (
+        output
+        / "experiments"
+        / result.submission
+        / f"study_{result.study}"
+        / f"{result.workload}_{result.framework}"
+        / f"trial_{result.trial + 1}"
+    )
+
+
+def write_run_folder(output: Path, result: RunResult, environment: Mapping[str, Any]) -> Path:
+    folder = run_folder(output, result)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_eval_measurements(folder / "eval_measurements.csv", result)
+    write_json_atomically(folder / "hparams.json", result.hyperparameters)
+    meta = {key: value for key, value in result.to_json().items() if key != "evals"}
+    write_json_atomically(folder / "meta_data.json", {**meta, **environment})
+    return folder
+
+
+def write_eval_measurements(path: Path, result: RunResult) -> None:
+    metric_names = sorted({name for record in result.evals for name in record.metrics})
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*CLOCK_COLUMNS, *metric_names])
+        for record in result.evals:
+            clock = {
+                "accumulated_eval_time": record.accumulated_eval_time,
+                "accumulated_logging_time": record.accumulated_logging_time,
+                "accumulated_submission_time": record.score,
+                "global_step": record.global_step,
+                "preemption_count": 0,
+                "score": record.score,
+                "total_duration": record.total_duration,
+            }
+            writer.writerow(
+                [*(clock[c] for c in CLOCK_COLUMNS), *(record.metrics.get(m, "") for m in metric_names)]
+            )

@@ -1,0 +1,84 @@
+"""What one benchmark run measured, as plain data that round-trips through JSON."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class EvalRecord:
+    """One untimed evaluation, with the clock's readings at that point (an ``eval_measurements.csv`` row)."""
+
+    global_step: int
+    score: float  # submission time when the eval began
+    accumulated_eval_time: float
+    accumulated_logging_time: float
+    total_duration: float
+    metrics: dict[str, float]
+
+
+@dataclass
+class RunResult:
+    """One (submission, framework, workload, study, trial) run; the unit of every report and of the gate."""
+
+    test_id: str
+    submission: str
+    framework: str
+    workload: str
+    seed: int
+    study: int = 0
+    trial: int = 0
+    hyperparameters: dict[str, Any] | None = None
+    batch_size: int = 0
+    device: str = "cpu"
+    target_metric: str = ""
+    higher_is_better: bool = True
+    validation_target: float = math.nan
+    test_target: float = math.nan
+    budget_sec: float = math.nan
+    reached: bool = False
+    test_reached: bool = False
+    time_to_target: float | None = None
+    steps_to_target: int | None = None
+    best_validation: float | None = None
+    submission_time: float = 0.0
+    eval_time: float = 0.0
+    logging_time: float = 0.0
+    total_duration: float = 0.0
+    global_step: int = 0
+    stop_reason: str = ""
+    error: str | None = None
+    evals: list[EvalRecord] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """The regression gate's key: what stays the same when the same benchmark is run again."""
+        return f"{self.submission}/{self.framework}/{self.workload}"
+
+    @property
+    def num_evals(self) -> int:
+        return len(self.evals)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["num_evals"] = self.num_evals
+        return _finite_or_none(data)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunResult:
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["evals"] = [EvalRecord(**e) for e in data.get("evals", [])]
+        return cls(**fields)
+
+
+def _finite_or_none(value: Any) -> Any:
+    """Replace NaN and infinities, which strict JSON cannot hold, by null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value

@@ -1,0 +1,18 @@
+"""Learning-rate schedules as small pure functions, shared by the PyTorch baselines.
+
+The JAX baselines use optax's own schedules; these match them step for step (see the tests)."""
+
+from __future__ import annotations
+
+import math
+
+
+def warmup_cosine_factor(step: int, warmup_steps: int, decay_steps: int) -> float:
+    """The multiplier of the peak learning rate at ``step``, as ``optax.warmup_cosine_decay_schedule``
+    computes it with ``init_value=0`` and ``end_value=0``: linear from 0 to 1 over ``warmup_steps``, then
+    a cosine from 1 to 0 until ``decay_steps``, and 0 after."""
+    if step < warmup_steps:
+        return step / warmup_steps
+    span = max(decay_steps - warmup_steps, 1)
+    progress = min(step - warmup_steps, span) / span
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
