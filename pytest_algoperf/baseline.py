@@ -29,6 +29,7 @@ class BaselineEntry:
     reached: bool
     time_to_target: float | None
     steps_to_target: int | None
+    eval_every_steps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ def save_baseline(path: Path, results: Iterable[RunResult], machine: Mapping[str
             "reached": r.reached,
             "time_to_target": r.time_to_target,
             "steps_to_target": r.steps_to_target,
+            "eval_every_steps": r.eval_every_steps,
         }
         for r in results
         if r.stop_reason != "error"
@@ -109,11 +111,17 @@ def _entry(value: Mapping[str, Any]) -> BaselineEntry:
         reached=bool(value["reached"]),
         time_to_target=None if time is None else float(time),
         steps_to_target=None if steps is None else int(steps),
+        eval_every_steps=value.get("eval_every_steps"),
     )
 
 
-def compare(result: RunResult, baseline: Baseline, tolerance: float) -> Verdict:
-    """Regressed when the baseline met the target and this run did not, or took longer than allowed."""
+def compare(result: RunResult, baseline: Baseline, tolerance: float, tolerance_sec: float = 0.0) -> Verdict:
+    """Regressed when the baseline met the target and this run did not, or took too long.
+
+    Time may exceed the baseline's by ``tolerance`` (a fraction) plus ``tolerance_sec``. Steps to target are
+    compared as well when both sessions evaluated on the same step-based schedule: only then are they
+    deterministic for a seed, and they may exceed the baseline's by ``tolerance``.
+    """
     entry = baseline.find(result)
     if entry is None:
         return Verdict(result, "new", "no baseline entry; recorded with --algoperf-save-baseline")
@@ -123,12 +131,14 @@ def compare(result: RunResult, baseline: Baseline, tolerance: float) -> Verdict:
         return Verdict(
             result, "regressed", f"missed the target the baseline met in {entry.time_to_target:.2f} s"
         )
-    limit = entry.time_to_target * (1 + tolerance)
+    same_schedule = entry.eval_every_steps is not None and entry.eval_every_steps == result.eval_every_steps
+    steps = result.steps_to_target or 0
+    if same_schedule and entry.steps_to_target and steps > entry.steps_to_target * (1 + tolerance):
+        detail = f"{steps} steps against the baseline's {entry.steps_to_target} (limit {1 + tolerance:.2f}x)"
+        return Verdict(result, "regressed", detail)
+    limit = entry.time_to_target * (1 + tolerance) + tolerance_sec
     ratio = result.time_to_target / entry.time_to_target if entry.time_to_target > 0 else math.inf
+    summary = f"{ratio:.2f}x the baseline's {entry.time_to_target:.2f} s"
     if result.time_to_target > limit:
-        return Verdict(
-            result,
-            "regressed",
-            f"{ratio:.2f}x the baseline's {entry.time_to_target:.2f} s (limit {1 + tolerance:.2f}x)",
-        )
-    return Verdict(result, "ok", f"{ratio:.2f}x the baseline's {entry.time_to_target:.2f} s")
+        return Verdict(result, "regressed", f"{summary} (limit {limit:.2f} s)")
+    return Verdict(result, "ok", summary)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +62,17 @@ def load_calibration(path: Path, entry: str) -> Calibration:
 
 
 class CalibratedWorkload(Workload):
-    """A workload whose targets and budget come from ``self.calibration``."""
+    """A workload whose targets and budget come from entry ``calibration_entry`` of ``calibration_file``."""
+
+    calibration_file: Path
 
     @property
+    def calibration_entry(self) -> str:
+        return self.name
+
+    @cached_property
     def calibration(self) -> Calibration:
-        raise NotImplementedError
+        return load_calibration(self.calibration_file, self.calibration_entry)
 
     @property
     def validation_target_value(self) -> float:

@@ -185,6 +185,7 @@ def _describe(result: RunResult, workload: Workload, settings: RunSettings, budg
     result.test_target = workload.test_target_value
     result.budget_sec = budget
     result.device = settings.device
+    result.eval_every_steps = settings.eval_every_steps
     hp = settings.hyperparameters
     result.hyperparameters = hp._asdict() if hasattr(hp, "_asdict") else hp
 

@@ -65,6 +65,12 @@ OPTIONS = [
     OptionSpec(
         "--algoperf-tolerance", "allowed slowdown against the baseline, as a fraction (default: 0.2)", "0.2"
     ),
+    OptionSpec(
+        "--algoperf-tolerance-sec",
+        "allowed slowdown in seconds on top of --algoperf-tolerance: timings under about a second are "
+        "noise on a shared CPU (default: 1.0)",
+        "1.0",
+    ),
 ]
 
 
@@ -81,6 +87,7 @@ class Settings:
     save_baseline: Path | None
     baseline: Path | None
     tolerance: float
+    tolerance_sec: float
 
     @property
     def benchmarking(self) -> bool:
@@ -131,6 +138,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         save_baseline=_path(invocation_dir, raw["algoperf_save_baseline"]),
         baseline=_path(invocation_dir, raw["algoperf_baseline"]),
         tolerance=_number("--algoperf-tolerance", raw["algoperf_tolerance"], float, minimum=0),
+        tolerance_sec=_number("--algoperf-tolerance-sec", raw["algoperf_tolerance_sec"], float, minimum=0),
     )
 
 

@@ -56,7 +56,9 @@ class ResultsRecorder:
         """Apply the regression gate and save a baseline; a regression fails the session, no traceback."""
         if self.session.baseline is not None:
             self.verdicts = {
-                r.test_id: compare(r, self.session.baseline, self.settings.tolerance)
+                r.test_id: compare(
+                    r, self.session.baseline, self.settings.tolerance, self.settings.tolerance_sec
+                )
                 for r in self.session.results
             }
             regressed = any(v.status == "regressed" for v in self.verdicts.values())
@@ -83,7 +85,7 @@ class ResultsRecorder:
         if self.session.baseline is not None:
             terminalreporter.write_line(
                 f"baseline {self.session.baseline.path}: {len(regressed)} regressed, "
-                f"tolerance {self.settings.tolerance:.0%}"
+                f"tolerance {self.settings.tolerance:.0%} + {self.settings.tolerance_sec:g} s"
             )
         if self.settings.save_baseline is not None:
             terminalreporter.write_line(f"baseline saved to {self.settings.save_baseline}")

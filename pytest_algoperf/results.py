@@ -38,6 +38,7 @@ class RunResult:
     validation_target: float = math.nan
     test_target: float = math.nan
     budget_sec: float = math.nan
+    eval_every_steps: int | None = None  # None: AlgoPerf's time-based eval schedule
     reached: bool = False
     test_reached: bool = False
     time_to_target: float | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,23 +145,26 @@ class Submission:
 
 
 def load_submission(source: SubmissionSource) -> Submission:
-    """Import the submission file under a private module name and check its functions' signatures."""
-    module_name = f"algoperf_submission_{source.name}_{source.framework}_{abs(hash(source.path)):x}"
-    if module_name in sys.modules:
-        return Submission(source, sys.modules[module_name])
+    """Import the submission file under a private module name and check its functions' signatures.
+
+    The file is executed afresh on every call, so an edited submission is never served from a stale import.
+    """
+    module_name = f"algoperf_submission_{source.name}_{source.framework}_{zlib.crc32(bytes(source.path)):x}"
     spec = importlib.util.spec_from_file_location(module_name, source.path)
     if spec is None or spec.loader is None:
         raise SubmissionError(f"{source.path}: cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # as importlib does: dataclasses and pickling look modules up here
     try:
         spec.loader.exec_module(module)
     except Exception as error:  # a broken submission is the user's input, reported without a traceback
+        del sys.modules[module_name]
         raise SubmissionError(
             f"{source.path}: importing it failed: {type(error).__name__}: {error}"
         ) from error
-    for problem in signature_problems(module):
-        raise SubmissionError(f"{source.path}: {problem}")
-    sys.modules[module_name] = module
+    problems = signature_problems(module)
+    if problems:
+        raise SubmissionError(f"{source.path}: {problems[0]}")
     return Submission(source, module)
 
 

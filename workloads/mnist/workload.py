@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 
 from algoperf_workloads.mnist.data import MnistData, load_mnist
-from pytest_algoperf.calibration import CalibratedWorkload, Calibration, load_calibration
+from pytest_algoperf.calibration import CalibratedWorkload
 from pytest_algoperf.spec import LossType
 
-CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 HIDDEN_UNITS = 128
 NUM_CLASSES = 10
 NUM_EVAL_TRAIN_EXAMPLES = 300
@@ -38,9 +37,11 @@ class BaseMnistWorkload(CalibratedWorkload):
             f"{self.data.source}: {self.num_train_examples} train, {self.num_validation_examples} validation"
         )
 
-    @cached_property
-    def calibration(self) -> Calibration:
-        return load_calibration(CALIBRATION_FILE, self.data.source)
+    calibration_file = Path(__file__).with_name("calibration.json")
+
+    @property
+    def calibration_entry(self) -> str:
+        return self.data.source  # digits and real MNIST have their own targets
 
     target_metric_name = "accuracy"
     loss_type = LossType.SOFTMAX_CROSS_ENTROPY
@@ -65,16 +66,21 @@ class BaseMnistWorkload(CalibratedWorkload):
     def build_input_queue(
         self, data_rng: Any, split: str, data_dir: str | None, global_batch_size: int
     ) -> Iterator[dict[str, Any]]:
-        """Endless shuffled epochs of ``split`` (the remainder of each epoch dropped), on the run's device."""
+        """Endless shuffled epochs of ``split`` (the remainder of each epoch dropped), on the run's device.
+
+        Batches are gathered on the host and then moved: for data this small, one transfer per batch is
+        far cheaper than a device gather (600 us against 45 us per step in JAX on the CPU)."""
         arrays = self.data.split(split)
-        inputs, labels = self.to_device(arrays.inputs), self.to_device(arrays.labels)
         shuffler = np.random.default_rng(_seed_from(data_rng))
         batches_per_epoch = len(arrays.labels) // global_batch_size
         while True:
             order = shuffler.permutation(len(arrays.labels))
             for i in range(batches_per_epoch):
-                index = self.to_device(order[i * global_batch_size : (i + 1) * global_batch_size])
-                yield {"inputs": inputs[index], "targets": labels[index]}
+                index = order[i * global_batch_size : (i + 1) * global_batch_size]
+                yield {
+                    "inputs": self.to_device(arrays.inputs[index]),
+                    "targets": self.to_device(arrays.labels[index]),
+                }
 
     def eval_model(
         self,

@@ -1,0 +1,26 @@
+# Two entry points for a fresh machine with Python 3.11: `make bench` and `make test`.
+# Each creates the virtual environment .venv on first use, with the pinned versions of constraints.txt.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: bench test lint clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[all]'
+	touch $@
+
+## The main job: the AdamW baseline on every built-in workload, PyTorch, CPU.
+bench: $(VENV)/.installed
+	$(BIN)/pytest --algoperf-submission=adamw --algoperf-framework=pytorch --algoperf-device=cpu
+
+## The project's own tests, after the linter.
+test: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .algoperf .pytest_cache
