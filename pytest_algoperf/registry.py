@@ -7,9 +7,11 @@ imports neither framework. Projects add their own through the ``pytest_algoperf_
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+import algoperf_workloads
 from pytest_algoperf.spec import Workload
 
 WorkloadClass = type[Workload]
@@ -68,12 +70,10 @@ class WorkloadRegistry:
 
 
 def builtin_entries() -> list[WorkloadEntry]:
-    return [
-        WorkloadEntry(
-            "mnist",
-            {
-                "pytorch": "algoperf_workloads.mnist.pytorch:MnistWorkload",
-                "jax": "algoperf_workloads.mnist.jax:MnistWorkload",
-            },
-        ),
-    ]
+    """The ``WORKLOADS`` lists of the folders in ``workloads/``; their ``__init__`` imports no framework."""
+    entries = []
+    for folder in sorted(pkgutil.iter_modules(algoperf_workloads.__path__), key=lambda m: m.name):
+        if folder.ispkg:
+            package = importlib.import_module(f"algoperf_workloads.{folder.name}")
+            entries.extend(getattr(package, "WORKLOADS", []))
+    return entries

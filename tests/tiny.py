@@ -41,6 +41,22 @@ TINY_LEARNING_RATE = 0.2
 Split = tuple[np.ndarray, np.ndarray]
 
 
+def warm_up_torch() -> None:
+    """Take one optimizer step, so PyTorch's ~800 lazy imports (torch._dynamo ...) happen now.
+
+    pytester's in-process sessions drop the modules first imported inside them; importing torch._dynamo
+    again in a later session then fails (a TORCH_LIBRARY namespace registered twice). Imported before
+    any session starts, they are kept.
+    """
+    model = nn.Linear(2, 2)
+    for optimizer in (torch.optim.SGD(model.parameters(), lr=0.1), torch.optim.AdamW(model.parameters())):
+        model(torch.ones(1, 2)).sum().backward()
+        optimizer.step()
+
+
+warm_up_torch()
+
+
 def make_tiny_data(seed: int = DATA_SEED) -> tuple[np.ndarray, dict[str, Split]]:
     """The blobs' direction and the train / validation / test splits: (float32 inputs, int64 labels)."""
     rng = np.random.default_rng(seed)
@@ -295,7 +311,9 @@ def write_tiny_project(
     write_submission(pytester.path, **hyperparameters)
 
 
-BASE_ARGS = ("-p", "no:cacheprovider", "--algoperf-output=out")
+# Inner sessions skip the cache and hypothesis plugins: hypothesis would be imported afresh in each one.
+QUIET_PLUGINS = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+BASE_ARGS = (*QUIET_PLUGINS, "--algoperf-output=out")
 
 
 def run_tiny(pytester: pytest.Pytester, *args: str, submission: str = "tinysgd") -> pytest.RunResult:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 
 class JaxAdapter:
@@ -42,3 +44,10 @@ class JaxAdapter:
 
 
 ADAPTER = JaxAdapter()
+
+
+class JaxArrays:
+    """Mixin for an ``ArrayWorkload``: numpy arrays become arrays on JAX's default device."""
+
+    def to_device(self, array: np.ndarray) -> jax.Array:
+        return jnp.asarray(array)

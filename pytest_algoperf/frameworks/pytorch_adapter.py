@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from pytest_algoperf.frameworks import numpy_rng
@@ -40,3 +41,12 @@ class PyTorchAdapter:
 
 
 ADAPTER = PyTorchAdapter()
+
+
+class TorchArrays:
+    """Mixin for an ``ArrayWorkload``: numpy arrays become tensors on the workload's device."""
+
+    device: str
+
+    def to_device(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import json
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -10,7 +12,7 @@ import optax
 
 from pytest_algoperf.spec import ForwardPassMode
 
-BATCH_SIZES = {"mnist": 64}
+BATCH_SIZES = json.loads(Path(__file__).with_name("batch_sizes.json").read_text())
 
 
 def get_batch_size(workload_name: str) -> int:

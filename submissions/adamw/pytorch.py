@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -9,7 +11,7 @@ import torch
 from pytest_algoperf.schedules import warmup_cosine_factor
 from pytest_algoperf.spec import ForwardPassMode
 
-BATCH_SIZES = {"mnist": 64}
+BATCH_SIZES = json.loads(Path(__file__).with_name("batch_sizes.json").read_text())
 
 
 def get_batch_size(workload_name: str) -> int:

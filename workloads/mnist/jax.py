@@ -7,11 +7,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import linen as nn
 
 from algoperf_workloads.mnist.workload import HIDDEN_UNITS, NUM_CLASSES, BaseMnistWorkload
+from pytest_algoperf.frameworks.jax_adapter import JaxArrays
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
 
 
@@ -22,7 +22,7 @@ class MLP(nn.Module):
         return nn.Dense(NUM_CLASSES, name="output")(hidden)
 
 
-class MnistWorkload(BaseMnistWorkload):
+class MnistWorkload(JaxArrays, BaseMnistWorkload):
     @cached_property
     def _model(self) -> MLP:
         return MLP()
@@ -78,18 +78,14 @@ class MnistWorkload(BaseMnistWorkload):
             n_valid = jnp.asarray(len(label_batch))
         return {"summed": per_example.sum(), "n_valid_examples": n_valid, "per_example": per_example}
 
-    def to_device(self, array: np.ndarray) -> jax.Array:
-        return jnp.asarray(array)
-
     @cached_property
     def _eval_batch_jit(self) -> Any:
-        def evaluate(params: Any, model_state: Any, batch: dict[str, Any]) -> tuple[jax.Array, jax.Array]:
+        def evaluate(params: Any, model_state: Any, batch: dict[str, Any]) -> dict[str, jax.Array]:
             logits, _ = self.model_fn(params, batch, model_state, ForwardPassMode.EVAL, None, False)
             loss = self.loss_fn(batch["targets"], logits)["summed"]
-            return loss, (logits.argmax(axis=-1) == batch["targets"]).sum()
+            return {"loss": loss, "correct": (logits.argmax(axis=-1) == batch["targets"]).sum()}
 
         return jax.jit(evaluate)
 
-    def eval_batch(self, params: Any, model_state: Any, batch: dict[str, Any]) -> tuple[float, float]:
-        loss, correct = self._eval_batch_jit(params, model_state, batch)
-        return float(loss), float(correct)
+    def eval_batch(self, params: Any, model_state: Any, batch: dict[str, Any]) -> dict[str, float]:
+        return {key: float(value) for key, value in self._eval_batch_jit(params, model_state, batch).items()}

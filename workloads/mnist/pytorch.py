@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from algoperf_workloads.mnist.workload import HIDDEN_UNITS, NUM_CLASSES, BaseMnistWorkload
 from pytest_algoperf.frameworks.numpy_rng import to_seed
+from pytest_algoperf.frameworks.pytorch_adapter import TorchArrays
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
 
 
@@ -34,7 +34,7 @@ class MLP(nn.Module):
         return self.output(torch.sigmoid(self.hidden(inputs)))
 
 
-class MnistWorkload(BaseMnistWorkload):
+class MnistWorkload(TorchArrays, BaseMnistWorkload):
     def init_model_fn(self, rng: Any) -> tuple[nn.Module, None]:
         torch.manual_seed(to_seed(rng))
         model = MLP(self.data.num_features).to(self.device)
@@ -86,11 +86,7 @@ class MnistWorkload(BaseMnistWorkload):
             n_valid = torch.tensor(len(label_batch), device=per_example.device)
         return {"summed": per_example.sum(), "n_valid_examples": n_valid, "per_example": per_example}
 
-    def to_device(self, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
-
-    def eval_batch(self, params: nn.Module, model_state: Any, batch: dict[str, Any]) -> tuple[float, float]:
+    def eval_batch(self, params: nn.Module, model_state: Any, batch: dict[str, Any]) -> dict[str, float]:
         logits, _ = self.model_fn(params, batch, model_state, ForwardPassMode.EVAL, None, False)
         loss = self.loss_fn(batch["targets"], logits)["summed"]
-        correct = (logits.argmax(dim=-1) == batch["targets"]).sum()
-        return float(loss), float(correct)
+        return {"loss": float(loss), "correct": float((logits.argmax(dim=-1) == batch["targets"]).sum())}
