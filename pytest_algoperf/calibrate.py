@@ -19,7 +19,6 @@ Evaluations are step-based here (``--eval-every-steps``) so the sweep itself is 
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import math
 import shlex
@@ -40,6 +39,7 @@ from pytest_algoperf.reporting.environment import machine_info
 from pytest_algoperf.results import RunResult
 from pytest_algoperf.search_space import load_search_space
 from pytest_algoperf.submission import load_submission, resolve_submission
+from pytest_algoperf.tuning import as_hyperparameters
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def train_without_target(
         workload.calibration, validation_target=unreachable, test_target=unreachable
     )
     submission = load_submission(resolve_submission(spec, framework, Path.cwd()))
-    hyperparameters = collections.namedtuple("Hyperparameters", sorted(point))(**point)
+    hyperparameters = as_hyperparameters(point)
     result = RunResult("calibration", submission.name, framework, workload.name, seed)
     settings = RunSettings(seed, hyperparameters, budget_sec=budget, eval_every_steps=eval_every)
     run_benchmark(workload, submission, get_adapter(framework), settings, result)

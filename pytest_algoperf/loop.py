@@ -28,7 +28,8 @@ class RunSettings:
     seed: int
     hyperparameters: Any = None
     data_dir: str | None = None
-    budget_sec: float | None = None  # defaults to the workload's max_allowed_runtime_sec
+    budget_sec: float | None = None  # defaults to the workload's max_allowed_runtime_sec x budget_factor
+    budget_factor: float = 1.0  # 1.5 under the self-tuning ruleset
     eval_every_steps: int | None = None
     device: str = "cpu"
 
@@ -43,7 +44,7 @@ def run_benchmark(
 ) -> RunResult:
     """Train ``submission`` on ``workload`` until both targets are met, the budget is spent, or training
     completes; fill ``result`` in place as it goes, so a run interrupted by an exception keeps its evals."""
-    budget = settings.budget_sec or workload.max_allowed_runtime_sec
+    budget = settings.budget_sec or workload.max_allowed_runtime_sec * settings.budget_factor
     _describe(result, workload, settings, budget)
 
     # Untimed setup: input queue, model init, optimizer init.

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_algoperf.frameworks import FRAMEWORKS
+from pytest_algoperf.tuning import RULESETS
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -71,6 +72,16 @@ OPTIONS = [
         "noise on a shared CPU (default: 1.0)",
         "1.0",
     ),
+    OptionSpec("--algoperf-ruleset", "tuning ruleset: external or self (default: external)", "external"),
+    OptionSpec("--algoperf-trials", "external tuning: trials per study (default: 1)", "1"),
+    OptionSpec(
+        "--algoperf-studies", "studies per workload; a workload's time is their median (default: 1)", "1"
+    ),
+    OptionSpec(
+        "--algoperf-reference-submission",
+        "score relative to this submission instead of the best one per workload",
+        "",
+    ),
 ]
 
 
@@ -88,6 +99,10 @@ class Settings:
     baseline: Path | None
     tolerance: float
     tolerance_sec: float
+    ruleset: str = "external"
+    trials: int = 1
+    studies: int = 1
+    reference_submission: str | None = None
 
     @property
     def benchmarking(self) -> bool:
@@ -122,6 +137,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
     for framework in frameworks:
         _check_choice("--algoperf-framework", framework, FRAMEWORKS)
     _check_choice("--algoperf-device", raw["algoperf_device"], DEVICES)
+    _check_choice("--algoperf-ruleset", raw["algoperf_ruleset"], RULESETS)
     return Settings(
         submissions=tuple(raw["algoperf_submission"] or ()),
         frameworks=tuple(frameworks),
@@ -139,6 +155,10 @@ def resolve_settings(config: pytest.Config) -> Settings:
         baseline=_path(invocation_dir, raw["algoperf_baseline"]),
         tolerance=_number("--algoperf-tolerance", raw["algoperf_tolerance"], float, minimum=0),
         tolerance_sec=_number("--algoperf-tolerance-sec", raw["algoperf_tolerance_sec"], float, minimum=0),
+        ruleset=raw["algoperf_ruleset"],
+        trials=_number("--algoperf-trials", raw["algoperf_trials"], int, minimum=1),
+        studies=_number("--algoperf-studies", raw["algoperf_studies"], int, minimum=1),
+        reference_submission=raw["algoperf_reference_submission"] or None,
     )
 
 

@@ -6,16 +6,22 @@ and a pytest-xdist controller, and a result is kept as soon as its test's report
 
 from __future__ import annotations
 
+import math
+import shutil
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from pytest_algoperf.aggregate import Scoreboard, TimesByFramework, scoreboards, workload_times
 from pytest_algoperf.baseline import Verdict, compare, save_baseline
 from pytest_algoperf.reporting.environment import git_commit, machine_info, software_info
 from pytest_algoperf.reporting.files import write_results, write_run_folder
-from pytest_algoperf.reporting.terminal import write_summary
+from pytest_algoperf.reporting.markdown import render_report, write_report
+from pytest_algoperf.reporting.plots import plot_learning_curves, plot_performance_profile
+from pytest_algoperf.reporting.tables import runs_table, scores_table, workload_times_table
+from pytest_algoperf.reporting.terminal import write_table
 from pytest_algoperf.results import RunResult
 from pytest_algoperf.session import AlgoPerfSession
 
@@ -26,6 +32,10 @@ class ResultsRecorder:
         self.session = session
         self.settings = session.settings
         self.verdicts: dict[str, Verdict] = {}
+        self.times: TimesByFramework = {}
+        self.missed: list[tuple[str, str, str]] = []
+        self.boards: list[Scoreboard] = []
+        self.scoring_error: str | None = None
         self.started = datetime.now(UTC).isoformat(timespec="seconds")
         self.environment = {
             "machine": machine_info(),
@@ -36,6 +46,19 @@ class ResultsRecorder:
     @property
     def results_path(self) -> Any:
         return self.settings.output / "results.json"
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Clear what the previous session wrote here, so this session's files never mix with older ones
+        (use another --algoperf-output to keep them); files of other tools in the folder are left alone."""
+        output = self.settings.output
+        for stale in (output / "experiments", output / "curves"):
+            shutil.rmtree(stale, ignore_errors=True)
+        for stale in (
+            output / "results.json",
+            output / "report.md",
+            *output.glob("performance_profile_*.png"),
+        ):
+            stale.unlink(missing_ok=True)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Keep each result as its report arrives and announce it to ``pytest_algoperf_run_finished``."""
@@ -66,12 +89,52 @@ class ResultsRecorder:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.settings.save_baseline is not None:
             save_baseline(self.settings.save_baseline, self.session.results, self.environment["machine"])
+        if not self.session.results:
+            return
+        self.times = workload_times(self.session.results)
+        self.missed = [
+            (f, s, w)
+            for f, subs in self.times.items()
+            for s, row in subs.items()
+            for w, t in row.items()
+            if math.isinf(t)
+        ]
+        if self.missed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # every trial of a tuning study missed
+        try:
+            self.boards = scoreboards(self.session.results, self.settings.reference_submission)
+        except ValueError as error:
+            self.scoring_error = str(error)
+        self.write_report()
+
+    def write_report(self) -> None:
+        """report.md with the scores, times and runs, and the PNG figures it shows."""
+        output = self.settings.output
+        figures = [
+            plot_performance_profile(b, output / f"performance_profile_{b.framework}.png")
+            for b in self.boards
+        ]
+        figures += plot_learning_curves(self.session.results, output / "curves")
+        text = render_report(
+            self.document(), self.session.results, self.times, self.boards, self.verdicts, figures, output
+        )
+        write_report(output / "report.md", text)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """One table of every run, then the regression gate's decisions and where the files are."""
         if not self.session.results:
             return
-        write_summary(terminalreporter, self.session.results, self.verdicts)
+        write_table(terminalreporter, "algoperf summary", runs_table(self.session.results, self.verdicts))
+        if self.settings.studies > 1 or self.settings.trials > 1:
+            write_table(terminalreporter, "algoperf workload times", workload_times_table(self.times))
+        for framework, submission, workload in self.missed:
+            terminalreporter.write_line(
+                f"MISSED {workload} ({submission}, {framework}): no study reached the target", red=True
+            )
+        for board in self.boards:
+            write_table(terminalreporter, f"algoperf scores ({board.framework})", scores_table(board))
+        if self.scoring_error:
+            terminalreporter.write_line(f"scores not computed: {self.scoring_error}", red=True)
         regressed = [v for v in self.verdicts.values() if v.status == "regressed"]
         for verdict in regressed:
             terminalreporter.write_line(
@@ -89,7 +152,9 @@ class ResultsRecorder:
             )
         if self.settings.save_baseline is not None:
             terminalreporter.write_line(f"baseline saved to {self.settings.save_baseline}")
-        terminalreporter.write_line(f"results: {self.results_path}")
+        terminalreporter.write_line(
+            f"results: {self.results_path}; report: {self.settings.output / 'report.md'}"
+        )
 
     def document(self) -> dict[str, Any]:
         """Everything in ``results.json`` besides the runs."""
@@ -98,6 +163,9 @@ class ResultsRecorder:
                 "seed": self.settings.seed,
                 "frameworks": list(self.settings.frameworks),
                 "submissions": list(self.settings.submissions),
+                "ruleset": self.settings.ruleset,
+                "studies": self.settings.studies,
+                "trials": self.settings.trials,
                 "argv": sys.argv[1:],
                 "started": self.started,
                 "updated": datetime.now(UTC).isoformat(timespec="seconds"),

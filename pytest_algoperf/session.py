@@ -6,7 +6,7 @@ submissions, search spaces, baseline file) is validated, so mistakes surface bef
 
 from __future__ import annotations
 
-import collections
+import itertools
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +22,7 @@ from pytest_algoperf.results import RunResult
 from pytest_algoperf.search_space import SearchSpaceError, load_search_space
 from pytest_algoperf.spec import Workload
 from pytest_algoperf.submission import Submission, SubmissionError, load_submission, resolve_submission
+from pytest_algoperf.tuning import study_points, trials_per_study
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,15 @@ class PlannedRun:
     seed: int
     study: int = 0
     trial: int = 0
+    hyperparameters: dict[str, Any] | None = None
+    trials_in_study: int = 1
+    show_study_and_trial: bool = False
     skip_reason: str | None = None
 
     @property
     def test_id(self) -> str:
-        return f"{self.submission_name}-{self.framework}-{self.workload}"
+        test_id = f"{self.submission_name}-{self.framework}-{self.workload}"
+        return f"{test_id}-study{self.study}-trial{self.trial}" if self.show_study_and_trial else test_id
 
 
 def run_seed(session_seed: int, workload: str, study: int, trial: int) -> int:
@@ -58,7 +63,7 @@ class AlgoPerfSession:
     baseline: Baseline | None = None
     results: list[RunResult] = field(default_factory=list)
     _workloads: dict[tuple[str, str], Workload] = field(default_factory=dict)
-    _hyperparameters: dict[str, Any] = field(default_factory=dict)
+    _points: dict[Any, list[list[Any]]] = field(default_factory=dict)
 
     def prepare(self, invocation_dir: Any) -> None:
         """Validate everything a benchmark session needs; raise ``pytest.UsageError`` on the first problem."""
@@ -81,7 +86,7 @@ class AlgoPerfSession:
             for spec in self.settings.submissions:
                 try:
                     submission = load_submission(resolve_submission(spec, framework, invocation_dir))
-                    self.hyperparameters(submission)
+                    self.study_points(submission)
                 except (SubmissionError, SearchSpaceError) as error:
                     raise pytest.UsageError(str(error)) from None
                 self.submissions[spec, framework] = submission
@@ -92,22 +97,43 @@ class AlgoPerfSession:
                 raise pytest.UsageError(str(error)) from None
 
     def planned_runs(self) -> list[PlannedRun]:
-        names = list(self.settings.workloads) or self.registry.base_names()
+        """Every (submission, framework, workload, study, trial), in that nesting order."""
+        s = self.settings
+        names = list(s.workloads) or self.registry.base_names()
+        trials = trials_per_study(s.ruleset, s.trials)
         runs = []
-        for spec in self.settings.submissions:
-            for framework in self.settings.frameworks:
+        for spec in s.submissions:
+            for framework in s.frameworks:
                 submission = self.submissions[spec, framework]
+                points = self.study_points(submission)
                 for name in names:
-                    entry = self.registry[name]
-                    skip = None
-                    if framework not in entry.implementations:
-                        skip = f"{name} has no {framework} implementation"
-                    elif entry.requires_data and not self.settings.data_dir:
-                        skip = entry.requires_data
-                    seed = run_seed(self.settings.seed, name, 0, 0)
-                    runs.append(PlannedRun(spec, submission.name, framework, name, seed, skip_reason=skip))
+                    skip = self._skip_reason(name, framework)
+                    for study, trial in itertools.product(range(s.studies), range(trials)):
+                        runs.append(
+                            PlannedRun(
+                                spec,
+                                submission.name,
+                                framework,
+                                name,
+                                run_seed(s.seed, name, study, trial),
+                                study,
+                                trial,
+                                points[study][trial],
+                                trials_in_study=trials,
+                                show_study_and_trial=s.studies * trials > 1,
+                                skip_reason=skip,
+                            )
+                        )
         _check_unique_ids(runs)
         return runs
+
+    def _skip_reason(self, name: str, framework: str) -> str | None:
+        entry = self.registry[name]
+        if framework not in entry.implementations:
+            return f"{name} has no {framework} implementation"
+        if entry.requires_data and not self.settings.data_dir:
+            return entry.requires_data
+        return None
 
     def submission(self, spec: str, framework: str) -> Submission:
         return self.submissions[spec, framework]
@@ -120,13 +146,15 @@ class AlgoPerfSession:
             self._workloads[key] = entry.create(framework, self.settings.data_dir, self.devices[framework])
         return self._workloads[key]
 
-    def hyperparameters(self, submission: Submission) -> Any:
-        """The search space's first point (the tuned default), as the namedtuple submissions receive."""
+    def study_points(self, submission: Submission) -> list[list[dict[str, Any] | None]]:
+        """``points[study][trial]`` under the session's ruleset (None everywhere for self-tuning)."""
+        s = self.settings
+        if s.ruleset == "self":
+            return [[None] for _ in range(s.studies)]
         path = submission.source.search_space_path
-        if path not in self._hyperparameters:
-            point = load_search_space(path).first_point()
-            self._hyperparameters[path] = collections.namedtuple("Hyperparameters", sorted(point))(**point)
-        return self._hyperparameters[path]
+        if path not in self._points:
+            self._points[path] = study_points(load_search_space(path), s.studies, s.trials, s.seed)
+        return self._points[path]
 
 
 def _check_unique_ids(runs: list[PlannedRun]) -> None:

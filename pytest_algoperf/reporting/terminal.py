@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
 
-from pytest_algoperf.baseline import Verdict
+from pytest_algoperf.reporting.tables import Table, as_text, seconds
 from pytest_algoperf.results import EvalRecord, RunResult
-
-
-def seconds(value: float | None) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:.2f}s"
 
 
 class ProgressReporter:
@@ -53,52 +48,7 @@ class ProgressReporter:
         self.terminal.write_line(line)
 
 
-SUMMARY_COLUMNS = (
-    "submission",
-    "framework",
-    "workload",
-    "reached",
-    "time to target",
-    "steps to target",
-    "evals",
-    "eval time",
-)
-
-
-def summary_rows(results: Sequence[RunResult], verdicts: Mapping[str, Verdict]) -> list[list[str]]:
-    rows = []
-    for r in results:
-        row = [
-            r.submission,
-            r.framework,
-            r.workload,
-            _reached(r),
-            seconds(r.time_to_target),
-            "-" if r.steps_to_target is None else str(r.steps_to_target),
-            str(r.num_evals),
-            seconds(r.eval_time),
-        ]
-        if verdicts:
-            verdict = verdicts.get(r.test_id)
-            row.append("-" if verdict is None else f"{verdict.status}: {verdict.detail}")
-        rows.append(row)
-    return rows
-
-
-def _reached(result: RunResult) -> str:
-    if result.stop_reason == "error":
-        return "error"
-    return "yes" if result.reached else ("diverged" if result.stop_reason == "diverged" else "no")
-
-
-def write_summary(terminal: Any, results: Sequence[RunResult], verdicts: Mapping[str, Verdict]) -> None:
-    header = [*SUMMARY_COLUMNS, *(["vs baseline"] if verdicts else [])]
-    rows = [header, *summary_rows(results, verdicts)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    terminal.write_sep("=", "algoperf summary")
-    for index, row in enumerate(rows):
-        terminal.write_line(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
-        if index == 0:
-            terminal.write_line("  ".join("-" * width for width in widths))
+def write_table(terminal: Any, title: str, table: Table) -> None:
+    terminal.write_sep("=", title)
+    for line in as_text(table):
+        terminal.write_line(line)

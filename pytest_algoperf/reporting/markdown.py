@@ -1,0 +1,57 @@
+"""The Markdown report: what a person reads after a session, also appended to ``$GITHUB_STEP_SUMMARY``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_algoperf.aggregate import Scoreboard, TimesByFramework
+from pytest_algoperf.baseline import Verdict
+from pytest_algoperf.reporting.tables import as_markdown, runs_table, scores_table, workload_times_table
+from pytest_algoperf.results import RunResult
+
+
+def render_report(
+    document: Mapping[str, Any],
+    results: Sequence[RunResult],
+    times: TimesByFramework,
+    boards: Sequence[Scoreboard],
+    verdicts: Mapping[str, Verdict],
+    figures: Sequence[Path],
+    folder: Path,
+) -> str:
+    session, machine = document["session"], document["machine"]
+    lines = [
+        "# pytest-algoperf report",
+        "",
+        f"Seed {session['seed']}, ruleset {session.get('ruleset', 'external')}, "
+        f"{session.get('studies', 1)} studies x {session.get('trials', 1)} trials; "
+        f"{machine.get('processor')} ({machine.get('cpu_count')} CPUs); "
+        f"commit {document.get('commit') or '-'}.",
+        "",
+    ]
+    for board in boards:
+        lines += [f"## Scores ({board.framework})", "", *as_markdown(scores_table(board)), ""]
+    lines += ["## Workload times", "", "Median over studies of each study's fastest trial to target.", ""]
+    lines += [
+        *as_markdown(workload_times_table(times)),
+        "",
+        "## Runs",
+        "",
+        *as_markdown(runs_table(results, verdicts)),
+    ]
+    if figures:
+        lines += ["", "## Figures", ""]
+        lines += [f"![{path.stem}]({path.relative_to(folder).as_posix()})" for path in figures]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a") as handle:
+            handle.write(text)

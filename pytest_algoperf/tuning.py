@@ -1,0 +1,51 @@
+"""The tuning rulesets (ALGOPERF.md section 4): which hyperparameters each (study, trial) run gets.
+
+External tuning: every study draws its own trials from the submission's search space. A dict space is
+sampled by a Halton sequence scrambled with a per-study seed derived from the session seed, so studies are
+independent and reproducible (the reference code gives every study the same points; we do not). A list of
+fixed points is consumed in order across the session: study 0 takes the first ``trials`` points, study 1
+the next ones, so studies do not repeat each other either.
+
+Self-tuning: no search space; ``hyperparameters`` is None, one run per study, 1.5x the budget.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+from pytest_algoperf.search_space import SearchSpace, SearchSpaceError, study_seed
+
+RULESETS = ("external", "self")
+SELF_TUNING_BUDGET_FACTOR = 1.5
+
+
+def budget_factor(ruleset: str) -> float:
+    return SELF_TUNING_BUDGET_FACTOR if ruleset == "self" else 1.0
+
+
+def trials_per_study(ruleset: str, trials: int) -> int:
+    return 1 if ruleset == "self" else trials
+
+
+def study_points(
+    space: SearchSpace, studies: int, trials: int, session_seed: int
+) -> list[list[dict[str, Any]]]:
+    """``points[study][trial]``: the hyperparameter point of every external-tuning run."""
+    if space.fixed_points:
+        needed = studies * trials
+        if needed > len(space.fixed_points):
+            raise SearchSpaceError(
+                f"{space.source}: the list has {len(space.fixed_points)} fixed points but {studies} studies "
+                f"x {trials} trials need {needed}; add points or run fewer studies or trials"
+            )
+        flat = space.points(needed, seed=0)
+        return [flat[s * trials : (s + 1) * trials] for s in range(studies)]
+    return [space.points(trials, seed=study_seed(session_seed, s)) for s in range(studies)]
+
+
+def as_hyperparameters(point: dict[str, Any] | None) -> Any:
+    """The namedtuple a submission receives (``hyperparameters.learning_rate``), or None for self-tuning."""
+    if point is None:
+        return None
+    return collections.namedtuple("Hyperparameters", sorted(point))(**point)
