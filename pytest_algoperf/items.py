@@ -83,6 +83,8 @@ class BenchmarkItem(pytest.Item):
             seed=self.plan.seed,
             hyperparameters=as_hyperparameters(self.plan.hyperparameters),
             budget_factor=budget_factor(session.settings.ruleset),
+            threads=session.threads,
+            workers=session.workers,
             data_dir=session.settings.data_dir,
             eval_every_steps=session.settings.eval_every_steps,
             device=self.workload.device,

@@ -32,6 +32,8 @@ class RunSettings:
     budget_factor: float = 1.0  # 1.5 under the self-tuning ruleset
     eval_every_steps: int | None = None
     device: str = "cpu"
+    threads: int | None = None  # CPU threads for the framework; None leaves its default
+    workers: int = 1  # benchmark processes running side by side (pytest-xdist workers)
 
 
 def run_benchmark(
@@ -48,7 +50,7 @@ def run_benchmark(
     _describe(result, workload, settings, budget)
 
     # Untimed setup: input queue, model init, optimizer init.
-    adapter.activate(settings.device)
+    adapter.activate(settings.device, settings.threads)
     rng = adapter.make_rng(settings.seed)
     data_rng, opt_init_rng, model_init_rng, rng = adapter.split(rng, 4)
     result.batch_size = submission.get_batch_size(workload.name, workload.base_name or workload.name)
@@ -187,6 +189,8 @@ def _describe(result: RunResult, workload: Workload, settings: RunSettings, budg
     result.budget_sec = budget
     result.device = settings.device
     result.eval_every_steps = settings.eval_every_steps
+    result.threads = settings.threads
+    result.workers = settings.workers
     hp = settings.hyperparameters
     result.hyperparameters = hp._asdict() if hasattr(hp, "_asdict") else hp
 

@@ -72,6 +72,11 @@ OPTIONS = [
         "noise on a shared CPU (default: 1.0)",
         "1.0",
     ),
+    OptionSpec(
+        "--algoperf-threads",
+        "CPU threads per benchmark process (default: auto, the cores divided by the pytest-xdist workers)",
+        "auto",
+    ),
     OptionSpec("--algoperf-ruleset", "tuning ruleset: external or self (default: external)", "external"),
     OptionSpec("--algoperf-trials", "external tuning: trials per study (default: 1)", "1"),
     OptionSpec(
@@ -99,6 +104,7 @@ class Settings:
     baseline: Path | None
     tolerance: float
     tolerance_sec: float
+    threads: int | None = None  # None: choose automatically
     ruleset: str = "external"
     trials: int = 1
     studies: int = 1
@@ -155,6 +161,9 @@ def resolve_settings(config: pytest.Config) -> Settings:
         baseline=_path(invocation_dir, raw["algoperf_baseline"]),
         tolerance=_number("--algoperf-tolerance", raw["algoperf_tolerance"], float, minimum=0),
         tolerance_sec=_number("--algoperf-tolerance-sec", raw["algoperf_tolerance_sec"], float, minimum=0),
+        threads=None
+        if raw["algoperf_threads"] in ("", "auto")
+        else _number("--algoperf-threads", raw["algoperf_threads"], int, minimum=1),
         ruleset=raw["algoperf_ruleset"],
         trials=_number("--algoperf-trials", raw["algoperf_trials"], int, minimum=1),
         studies=_number("--algoperf-studies", raw["algoperf_studies"], int, minimum=1),

@@ -46,7 +46,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for entry in builtin_entries():
         registry.add(entry)
     config.hook.pytest_algoperf_add_workloads(registry=registry)
-    session = AlgoPerfSession(settings, registry)
+    workers = config.workerinput["workercount"] if _is_xdist_worker(config) else 1  # type: ignore[attr-defined]
+    session = AlgoPerfSession(settings, registry, workers=workers)
     session.prepare(Path(config.invocation_params.dir))
     config.stash[SESSION] = session
     if not _is_xdist_worker(config):  # under xdist, only the controller reports and writes files
@@ -63,7 +64,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     devices = ", ".join(f"{framework} on {device}" for framework, device in session.devices.items())
     return [
         f"algoperf: seed {s.seed}; submissions {', '.join(s.submissions)}; {devices}",
-        f"algoperf: results in {s.output}",
+        f"algoperf: {session.threads} CPU threads per process; results in {s.output}",
     ]
 
 

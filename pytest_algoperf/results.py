@@ -33,6 +33,8 @@ class RunResult:
     hyperparameters: dict[str, Any] | None = None
     batch_size: int = 0
     device: str = "cpu"
+    threads: int | None = None
+    workers: int = 1
     target_metric: str = ""
     higher_is_better: bool = True
     validation_target: float = math.nan

@@ -22,6 +22,7 @@ from pytest_algoperf.results import RunResult
 from pytest_algoperf.search_space import SearchSpaceError, load_search_space
 from pytest_algoperf.spec import Workload
 from pytest_algoperf.submission import Submission, SubmissionError, load_submission, resolve_submission
+from pytest_algoperf.threads import choose_threads, limit_xla_threads
 from pytest_algoperf.tuning import study_points, trials_per_study
 
 
@@ -61,12 +62,16 @@ class AlgoPerfSession:
     devices: dict[str, str] = field(default_factory=dict)  # framework -> resolved device
     submissions: dict[tuple[str, str], Submission] = field(default_factory=dict)
     baseline: Baseline | None = None
+    workers: int = 1  # pytest-xdist workers running benchmarks side by side
+    threads: int | None = None  # CPU threads per framework in this process
     results: list[RunResult] = field(default_factory=list)
     _workloads: dict[tuple[str, str], Workload] = field(default_factory=dict)
     _points: dict[Any, list[list[Any]]] = field(default_factory=dict)
 
     def prepare(self, invocation_dir: Any) -> None:
         """Validate everything a benchmark session needs; raise ``pytest.UsageError`` on the first problem."""
+        self.threads = choose_threads(self.settings.threads, self.workers)
+        limit_xla_threads(self.threads)
         unknown = [name for name in self.settings.workloads if name not in self.registry]
         if unknown:
             known = ", ".join(entry.name for entry in self.registry)

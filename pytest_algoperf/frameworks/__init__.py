@@ -19,8 +19,8 @@ class FrameworkAdapter(Protocol):
     def select_device(self, requested: str) -> str:
         """Resolve ``auto|cpu|cuda`` to the device a run uses; raise ``ValueError`` when it is unavailable."""
 
-    def activate(self, device: str) -> None:
-        """Make ``device`` the default for arrays created from now on, and seed global generators."""
+    def activate(self, device: str, threads: int | None = None) -> None:
+        """Make ``device`` the default for arrays created from now on; use at most ``threads`` CPU threads."""
 
     def make_rng(self, seed: int) -> Any: ...
 

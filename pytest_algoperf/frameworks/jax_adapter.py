@@ -20,7 +20,8 @@ class JaxAdapter:
             raise ValueError("--algoperf-device=cuda, but JAX sees no GPU (jax.devices() has none)")
         return requested
 
-    def activate(self, device: str) -> None:
+    def activate(self, device: str, threads: int | None = None) -> None:
+        # XLA's thread limit is set once in XLA_FLAGS before its backend starts (pytest_algoperf.threads).
         platform = "gpu" if device == "cuda" else "cpu"
         jax.config.update("jax_default_device", jax.devices(platform)[0])
 

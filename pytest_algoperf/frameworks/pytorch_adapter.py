@@ -23,8 +23,10 @@ class PyTorchAdapter:
             raise ValueError("--algoperf-device=cuda, but torch.cuda.is_available() is False on this machine")
         return requested
 
-    def activate(self, device: str) -> None:
+    def activate(self, device: str, threads: int | None = None) -> None:
         self._device = device
+        if threads is not None:
+            torch.set_num_threads(threads)
         if device == "cuda":
             torch.cuda.set_device(0)
 
