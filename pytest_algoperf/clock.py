@@ -67,6 +67,7 @@ class BenchmarkClock:
         self.global_step += 1
         self._step_end_time = self.now(outputs)
         self.submission_time += self._step_end_time - self.last_step_end_time
+        self.last_step_end_time = self._step_end_time
 
     def eval_due(self, training_complete: bool = False) -> bool:
         if training_complete:
@@ -89,12 +90,13 @@ class BenchmarkClock:
 
     @contextmanager
     def untimed_eval(self) -> Iterator[None]:
-        """Evaluation, excluded from submission time; it counts from the end of the step before it."""
+        """Evaluation, excluded from submission time (``prepare_for_eval`` before it is not eval time)."""
+        begin = self.now()
         try:
             yield
         finally:
             end = self.now()
-            self.eval_time += end - self._step_end_time
+            self.eval_time += end - begin
             self.last_eval_time = end
             self._last_eval_step = self.global_step
 

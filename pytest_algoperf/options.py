@@ -138,14 +138,14 @@ def resolve_settings(config: pytest.Config) -> Settings:
     """Read and validate every option; a bad value is a usage error naming the flag and what it accepts."""
     raw = {option.dest: raw_value(config, option) for option in OPTIONS}
     rootdir = Path(config.rootpath)  # the output folder is rootdir-relative, like pytest's cache_dir
-    invocation_dir = Path(config.invocation_params.dir)  # file arguments are relative to where pytest ran
+    invocation_dir = Path(config.invocation_params.dir)
     frameworks = _comma_list(raw["algoperf_framework"])
     for framework in frameworks:
         _check_choice("--algoperf-framework", framework, FRAMEWORKS)
     _check_choice("--algoperf-device", raw["algoperf_device"], DEVICES)
     _check_choice("--algoperf-ruleset", raw["algoperf_ruleset"], RULESETS)
     return Settings(
-        submissions=tuple(raw["algoperf_submission"] or ()),
+        submissions=tuple(dict.fromkeys(raw["algoperf_submission"] or ())),
         frameworks=tuple(frameworks),
         workloads=tuple(_comma_list(raw["algoperf_workloads"])),
         device=raw["algoperf_device"],
@@ -157,8 +157,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
         )
         if raw["algoperf_eval_every_steps"]
         else None,
-        save_baseline=_path(invocation_dir, raw["algoperf_save_baseline"]),
-        baseline=_path(invocation_dir, raw["algoperf_baseline"]),
+        save_baseline=_user_path(config, "algoperf_save_baseline", raw, invocation_dir, rootdir),
+        baseline=_user_path(config, "algoperf_baseline", raw, invocation_dir, rootdir),
         tolerance=_number("--algoperf-tolerance", raw["algoperf_tolerance"], float, minimum=0),
         tolerance_sec=_number("--algoperf-tolerance-sec", raw["algoperf_tolerance_sec"], float, minimum=0),
         threads=None
@@ -172,7 +172,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
 
 
 def _comma_list(value: str) -> list[str]:
-    return [part.strip() for part in str(value).split(",") if part.strip()]
+    """Names in order, each once: a repeated name would collect the same test twice."""
+    return list(dict.fromkeys(part.strip() for part in str(value).split(",") if part.strip()))
 
 
 def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
@@ -188,6 +189,14 @@ def _number(flag: str, value: Any, kind: type, minimum: float) -> Any:
     if number < minimum:
         raise pytest.UsageError(f"{flag}={value!r} must be at least {minimum}")
     return number
+
+
+def _user_path(
+    config: pytest.Config, dest: str, raw: dict[str, Any], invocation_dir: Path, rootdir: Path
+) -> Path | None:
+    """A file named on the command line is relative to where pytest ran; one in the ini file to rootdir."""
+    from_command_line = config.getoption(dest) is not None
+    return _path(invocation_dir if from_command_line else rootdir, raw[dest])
 
 
 def _path(base: Path, value: str) -> Path | None:

@@ -54,6 +54,10 @@ def warm_up_torch() -> None:
         optimizer.step()
 
 
+# PyTorch's intra-op thread pool stalls small ops for milliseconds whenever another process holds one of a
+# small machine's cores (mnist's steps went from 1 ms to 70 ms on a busy 2-core machine); the test suite's
+# runs are tiny, and one thread keeps them fast and their timings steady.
+torch.set_num_threads(1)
 warm_up_torch()
 
 
@@ -95,9 +99,6 @@ class TinyWorkload(Workload):
 
     def __init__(self, data_dir: str | None = None, device: str = "cpu") -> None:
         super().__init__(data_dir, device)
-        # PyTorch's intra-op thread pool stalls tiny ops for milliseconds whenever another process holds
-        # one of this machine's few cores; one thread keeps tiny runs fast and their timings steady.
-        torch.set_num_threads(1)
         self.direction, self.splits = make_tiny_data()
         self._param_shapes = {"weight": (2, NUM_FEATURES), "bias": (2,)}
 
@@ -313,7 +314,9 @@ def write_tiny_project(
 
 # Inner sessions skip the cache and hypothesis plugins: hypothesis would be imported afresh in each one.
 QUIET_PLUGINS = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
-BASE_ARGS = (*QUIET_PLUGINS, "--algoperf-output=out")
+# One CPU thread: see torch.set_num_threads above; the harness sets the thread count at each run's start.
+ONE_THREAD = "--algoperf-threads=1"
+BASE_ARGS = (*QUIET_PLUGINS, ONE_THREAD, "--algoperf-output=out")
 
 
 def run_tiny(pytester: pytest.Pytester, *args: str, submission: str = "tinysgd") -> pytest.RunResult:
@@ -336,3 +339,15 @@ def only_run(pytester: pytest.Pytester) -> dict[str, Any]:
 
 def is_finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
+
+
+def assert_usage_error(result: pytest.RunResult, *fragments: str) -> str:
+    """Exit code 4 (usage error), one ``ERROR:`` line holding every fragment, and no traceback anywhere."""
+    output = [*result.stdout.lines, *result.stderr.lines]
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, "\n".join(output)
+    errors = [line for line in output if line.startswith("ERROR:")]
+    assert len(errors) == 1, "\n".join(output)
+    for fragment in fragments:
+        assert fragment in errors[0]
+    assert not any("Traceback" in line or "INTERNALERROR" in line for line in output), "\n".join(output)
+    return errors[0]

@@ -73,7 +73,11 @@ def write_run_folder(output: Path, result: RunResult, environment: Mapping[str, 
 
 
 def write_eval_measurements(path: Path, result: RunResult) -> None:
-    metric_names = sorted({name for record in result.evals for name in record.metrics})
+    split_order = {"train": 0, "validation": 1, "test": 2}  # AlgoPerf's column order
+    metric_names = sorted(
+        {name for record in result.evals for name in record.metrics},
+        key=lambda name: (split_order.get(name.split("/")[0], 3), name),
+    )
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([*CLOCK_COLUMNS, *metric_names])
