@@ -2,9 +2,9 @@
 
     python -m pytest_algoperf.calibrate --workload mnist --submission adamw --framework pytorch,jax
 
-1. Sweep: every point of the submission's search space (a list: all of them; ranges: ``--trials`` Halton
-   points) trains for ``--budget-sec`` with seed 0, without stopping at a target; the point with the best
-   validation value wins.
+1. Sweep: ``--trials`` points of the submission's search space (a list: its first points, the tuned default
+   first; ranges: Halton points) train for ``--budget-sec`` with seed 0, without stopping at a target; the
+   point with the best validation value wins.
 2. Reruns: the winning point trains again with ``--seeds`` seeds in every framework.
 3. Validation target = median of the reruns' best validation values (``--target-quantile`` changes the
    share of reruns allowed to fall short: a documented deviation for tiny validation sets); test target =
@@ -99,7 +99,9 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     space = load_search_space(
         resolve_submission(args.submission, frameworks[0], Path.cwd()).search_space_path
     )
-    points = space.fixed_points or space.points(args.trials, seed=0)
+    points = (
+        list(space.fixed_points[: args.trials]) if space.fixed_points else space.points(args.trials, seed=0)
+    )
     sweep = []
     for index, point in enumerate(points):
         trial = train_without_target(
@@ -188,7 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--framework", default="pytorch", help="comma list; reruns happen in each")
     parser.add_argument("--budget-sec", type=float, required=True, help="training time of each sweep run")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--trials", type=int, default=5, help="Halton points when the space has ranges")
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=5,
+        help="sweep size: the first N fixed points, or N Halton points of ranges",
+    )
     parser.add_argument("--eval-every-steps", type=int, default=10)
     parser.add_argument("--eval-period-sec", type=float, required=True, help="eval_period_time_sec to record")
     parser.add_argument(

@@ -26,6 +26,7 @@ class WorkloadEntry:
     base_name: str = ""
     is_variant: bool = False
     requires_data: str | None = None  # a reason to skip when no --algoperf-data-dir is given
+    in_default_suite: bool = True  # False until its targets are calibrated: it runs only when named
 
     def workload_class(self, framework: str) -> WorkloadClass:
         target = self.implementations.get(framework)
@@ -66,7 +67,8 @@ class WorkloadRegistry:
         return iter(self.entries.values())
 
     def base_names(self) -> list[str]:
-        return [e.name for e in self if not e.is_variant]
+        """The workloads a session runs when none are named: calibrated base workloads."""
+        return [e.name for e in self if not e.is_variant and e.in_default_suite]
 
 
 def builtin_entries() -> list[WorkloadEntry]:
