@@ -65,8 +65,7 @@ def train_without_target(
     framework: str,
     point: dict[str, Any],
     seed: int,
-    budget: float,
-    eval_every: int,
+    args: argparse.Namespace,
 ) -> Trial:
     """One run over the whole budget: the targets are set out of reach so nothing stops it early."""
     unreachable = math.inf if workload.target_metric_higher_is_better else -math.inf
@@ -76,7 +75,13 @@ def train_without_target(
     submission = load_submission(resolve_submission(spec, framework, Path.cwd()))
     hyperparameters = as_hyperparameters(point)
     result = RunResult("calibration", submission.name, framework, workload.name, seed)
-    settings = RunSettings(seed, hyperparameters, budget_sec=budget, eval_every_steps=eval_every)
+    settings = RunSettings(
+        seed,
+        hyperparameters,
+        budget_sec=args.budget_sec,
+        eval_every_steps=args.eval_every_steps,
+        threads=args.threads,
+    )
     run_benchmark(workload, submission, get_adapter(framework), settings, result)
     better = max if workload.target_metric_higher_is_better else min
     metric = workload.target_metric_name
@@ -104,9 +109,7 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     )
     sweep = []
     for index, point in enumerate(points):
-        trial = train_without_target(
-            first, args.submission, frameworks[0], point, 0, args.budget_sec, args.eval_every_steps
-        )
+        trial = train_without_target(first, args.submission, frameworks[0], point, 0, args)
         sweep.append((trial.best_validation, index))
         _progress(
             f"sweep point {index + 1}/{len(points)}: best validation {trial.best_validation:.4f} {point}"
@@ -118,15 +121,7 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     reruns = []
     for framework in frameworks:
         for seed in range(args.seeds):
-            trial = train_without_target(
-                workloads[framework],
-                args.submission,
-                framework,
-                point,
-                seed,
-                args.budget_sec,
-                args.eval_every_steps,
-            )
+            trial = train_without_target(workloads[framework], args.submission, framework, point, seed, args)
             reruns.append(trial)
             _progress(
                 f"rerun {framework} seed {seed}: best validation {trial.best_validation:.4f}, "
@@ -203,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0.5,
         help="share of reruns allowed to fall short of the validation target (0.5: the median)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads (default 1: steady timings on a machine with other load)",
     )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--write", action="store_true", help="update the workload's calibration.json")

@@ -41,7 +41,8 @@ def init_optimizer_state(
     return optimizer.init(model_params), optimizer.update
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
+# label_smoothing and dropout_rate are static: Python floats, so models may use them in Python control flow.
+@functools.partial(jax.jit, static_argnums=(0, 1, 7, 8))
 def _train_step(
     workload: Any,
     update_fn: Any,

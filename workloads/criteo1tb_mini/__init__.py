@@ -1,0 +1,15 @@
+"""criteo1tb_mini: AlgoPerf's criteo1tb at CPU scale, a DLRM-small on synthetic click logs (log loss)."""
+
+from pytest_algoperf.registry import WorkloadEntry
+
+WORKLOADS = [
+    WorkloadEntry(
+        "criteo1tb_mini",
+        {
+            "pytorch": "algoperf_workloads.criteo1tb_mini.pytorch:Criteo1TbMiniWorkload",
+            "jax": "algoperf_workloads.criteo1tb_mini.jax:Criteo1TbMiniWorkload",
+        },
+        # Targets are provisional until calibrated on a quiet machine: it runs only when named.
+        in_default_suite=False,
+    ),
+]

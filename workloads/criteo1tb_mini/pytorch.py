@@ -1,0 +1,159 @@
+"""criteo1tb_mini in PyTorch: DLRM-small, sigmoid cross-entropy, and evaluation returning logits."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from algoperf_workloads.criteo1tb_mini.workload import BaseCriteo1TbMiniWorkload
+from pytest_algoperf.frameworks.numpy_rng import to_seed
+from pytest_algoperf.frameworks.pytorch_adapter import TorchArrays
+from pytest_algoperf.spec import ForwardPassMode, ParameterType
+
+
+class DlrmSmall(nn.Module):
+    """Bottom MLP, one embedding table per categorical feature, dot interactions, top MLP.
+
+    Parameter names mirror the Flax module's (``bottom_0.weight`` is ``bottom_0/kernel`` transposed,
+    ``embedding_3`` is ``embedding_3``), which keeps the parity test's weight mapping one line.
+    """
+
+    def __init__(
+        self,
+        num_dense_features: int,
+        vocab_sizes: Sequence[int],
+        embed_dim: int,
+        bottom_mlp_dims: Sequence[int],
+        top_mlp_dims: Sequence[int],
+    ) -> None:
+        super().__init__()
+        if bottom_mlp_dims[-1] != embed_dim:
+            raise ValueError("the bottom MLP must end in the embedding dimension to join the interactions")
+        self.num_dense_features = num_dense_features
+        self.num_tables = len(vocab_sizes)
+        self.num_bottom, self.num_top = len(bottom_mlp_dims), len(top_mlp_dims)
+        fan_in = num_dense_features
+        for index, fan_out in enumerate(bottom_mlp_dims):
+            layer = nn.Linear(fan_in, fan_out)
+            limit = math.sqrt(6.0 / (fan_in + fan_out))  # Glorot uniform, as AlgoPerf's bottom MLP
+            nn.init.uniform_(layer.weight, -limit, limit)
+            nn.init.normal_(layer.bias, 0.0, math.sqrt(1.0 / fan_out))
+            self.add_module(f"bottom_{index}", layer)
+            fan_in = fan_out
+        for index, vocab in enumerate(vocab_sizes):
+            # AlgoPerf's embedding init: uniform in [0, 1) scaled by 1 / sqrt(vocabulary size).
+            table = torch.rand(vocab, embed_dim) / math.sqrt(vocab)
+            self.register_parameter(f"embedding_{index}", nn.Parameter(table))
+        num_vectors = self.num_tables + 1
+        rows, cols = torch.triu_indices(num_vectors, num_vectors)
+        self.register_buffer("triu_flat", rows * num_vectors + cols, persistent=False)
+        fan_in = embed_dim + num_vectors * (num_vectors + 1) // 2
+        for index, fan_out in enumerate(top_mlp_dims):
+            layer = nn.Linear(fan_in, fan_out)
+            nn.init.normal_(layer.weight, 0.0, math.sqrt(2.0 / (fan_in + fan_out)))
+            nn.init.normal_(layer.bias, 0.0, math.sqrt(1.0 / fan_out))
+            self.add_module(f"top_{index}", layer)
+            fan_in = fan_out
+
+    def tables(self) -> list[torch.Tensor]:
+        return [getattr(self, f"embedding_{i}") for i in range(self.num_tables)]
+
+    def layers(self, prefix: str, count: int) -> list[nn.Linear]:
+        return [getattr(self, f"{prefix}_{i}") for i in range(count)]
+
+    def forward(self, inputs: torch.Tensor, dropout_rate: float = 0.0) -> torch.Tensor:
+        dense = inputs[:, : self.num_dense_features]
+        ids = inputs[:, self.num_dense_features :].long()
+        for layer in self.layers("bottom", self.num_bottom):
+            dense = F.relu(layer(dense))
+        embedded = [F.embedding(ids[:, i], table) for i, table in enumerate(self.tables())]
+        stacked = torch.stack([dense, *embedded], dim=1)  # (batch, 27, embed_dim)
+        interactions = torch.bmm(stacked, stacked.transpose(1, 2)).flatten(1)[:, self.triu_flat]
+        hidden = torch.cat([dense, interactions], dim=1)
+        last = self.num_top - 1
+        for index, layer in enumerate(self.layers("top", self.num_top)):
+            hidden = layer(hidden)
+            if index < last:
+                hidden = F.relu(hidden)
+            if index == last - 1 and dropout_rate:
+                hidden = F.dropout(hidden, dropout_rate, training=self.training)
+        return hidden
+
+
+class Criteo1TbMiniWorkload(TorchArrays, BaseCriteo1TbMiniWorkload):
+    def init_model_fn(self, rng: Any) -> tuple[nn.Module, None]:
+        torch.manual_seed(to_seed(rng))
+        model = DlrmSmall(
+            self.num_dense_features, self.vocab_sizes, self.embed_dim, self.bottom_mlp_dims, self.top_mlp_dims
+        ).to(self.device)
+        self._param_shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+        return model, None
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return self._param_shapes
+
+    @property
+    def model_params_types(self) -> dict[str, ParameterType]:
+        def kind(name: str) -> ParameterType:
+            if name.startswith("embedding_"):
+                return ParameterType.EMBEDDING
+            return ParameterType.BIAS if name.endswith("bias") else ParameterType.WEIGHT
+
+        return {name: kind(name) for name in self.param_shapes}
+
+    def is_output_params(self, param_name: str) -> bool:
+        return param_name.startswith(f"top_{len(self.top_mlp_dims) - 1}.")
+
+    def model_fn(
+        self,
+        params: nn.Module,
+        augmented_and_preprocessed_input_batch: dict[str, Any],
+        model_state: Any,
+        mode: ForwardPassMode,
+        rng: Any,
+        update_batch_norm: bool,
+        dropout_rate: float | None = None,
+    ) -> tuple[torch.Tensor, Any]:
+        training = mode == ForwardPassMode.TRAIN
+        params.train(training)
+        if training and dropout_rate:
+            torch.manual_seed(to_seed(rng))  # the dropout mask follows the step's key, as in JAX
+        with torch.set_grad_enabled(training):
+            logits = params(augmented_and_preprocessed_input_batch["inputs"], dropout_rate or 0.0)
+        return logits, model_state
+
+    def loss_fn(
+        self,
+        label_batch: torch.Tensor,
+        logits_batch: torch.Tensor,
+        mask_batch: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> dict[str, Any]:
+        """Sigmoid cross-entropy per example; smoothing moves each label toward 1/2:
+        ``t (1 - s) + s / 2`` (optax.smooth_labels over the two classes)."""
+        logits = logits_batch.reshape(-1)
+        targets = label_batch.reshape(-1).to(logits.dtype)
+        if label_smoothing:
+            targets = targets * (1.0 - label_smoothing) + 0.5 * label_smoothing
+        per_example = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        if mask_batch is not None:
+            mask = mask_batch.reshape(-1).to(per_example.dtype)
+            per_example = per_example * mask
+            n_valid = mask.sum()
+        else:
+            n_valid = torch.tensor(len(per_example), device=per_example.device)
+        return {"summed": per_example.sum(), "n_valid_examples": n_valid, "per_example": per_example}
+
+    def eval_batch(self, params: nn.Module, model_state: Any, batch: dict[str, Any]) -> dict[str, np.ndarray]:
+        logits, _ = self.model_fn(params, batch, model_state, ForwardPassMode.EVAL, None, False)
+        return {
+            "logits": logits.reshape(-1).cpu().numpy(),
+            "targets": batch["targets"].reshape(-1).cpu().numpy(),
+        }
