@@ -9,7 +9,5 @@ WORKLOADS = [
             "pytorch": "algoperf_workloads.criteo1tb_mini.pytorch:Criteo1TbMiniWorkload",
             "jax": "algoperf_workloads.criteo1tb_mini.jax:Criteo1TbMiniWorkload",
         },
-        # Targets are provisional until calibrated on a quiet machine: it runs only when named.
-        in_default_suite=False,
     ),
 ]
