@@ -62,10 +62,14 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         return None
     s = session.settings
     devices = ", ".join(f"{framework} on {device}" for framework, device in session.devices.items())
-    return [
+    lines = [
         f"algoperf: seed {s.seed}; submissions {', '.join(s.submissions)}; {devices}",
         f"algoperf: {session.threads} CPU threads per process; results in {s.output}",
     ]
+    uncalibrated = [e.name for e in session.registry if not e.in_default_suite and e.name not in s.workloads]
+    if uncalibrated and not s.workloads:
+        lines.append(f"algoperf: not run until calibrated (name them to run): {', '.join(uncalibrated)}")
+    return lines
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
