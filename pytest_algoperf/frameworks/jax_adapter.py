@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pytest_algoperf.spec import ParameterType
+
 
 class JaxAdapter:
     name = "jax"
@@ -47,8 +49,36 @@ class JaxAdapter:
 ADAPTER = JaxAdapter()
 
 
+def path_names(path: tuple[Any, ...]) -> tuple[str, ...]:
+    """``('blocks_0', 'conv1', 'kernel')`` from a ``tree_map_with_path`` key path."""
+    return tuple(str(getattr(entry, "key", entry)) for entry in path)
+
+
 class JaxArrays:
-    """Mixin for an ``ArrayWorkload``: numpy arrays become arrays on JAX's default device."""
+    """Mixin for an ``ArrayWorkload``: numpy arrays become arrays on JAX's default device, and the
+    parameter bookkeeping of the Workload API: ``init_model_fn`` calls ``record_param_shapes(params)``, and a
+    workload names each parameter's type by ``param_type(names)``, its key path (or overrides
+    ``model_params_types``)."""
+
+    _param_shapes: Any
 
     def to_device(self, array: np.ndarray) -> jax.Array:
         return jnp.asarray(array)
+
+    def record_param_shapes(self, params: Any) -> None:
+        self._param_shapes = jax.tree.map(jnp.shape, params)
+
+    @property
+    def param_shapes(self) -> Any:
+        return self._param_shapes
+
+    @property
+    def model_params_types(self) -> Any:
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: self.param_type(path_names(path)),
+            self.param_shapes,
+            is_leaf=lambda x: isinstance(x, tuple),
+        )
+
+    def param_type(self, names: tuple[str, ...]) -> ParameterType:
+        raise NotImplementedError(f"{type(self).__name__} must define param_type(names)")

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from pytest_algoperf.frameworks import numpy_rng
+from pytest_algoperf.spec import ParameterType
 
 
 class PyTorchAdapter:
@@ -46,9 +47,26 @@ ADAPTER = PyTorchAdapter()
 
 
 class TorchArrays:
-    """Mixin for an ``ArrayWorkload``: numpy arrays become tensors on the workload's device."""
+    """Mixin for an ``ArrayWorkload``: numpy arrays become tensors on the workload's device, and the
+    parameter bookkeeping of the Workload API: ``init_model_fn`` calls ``record_param_shapes(model)``, and a
+    workload names each parameter's type by ``param_type(name)`` (or overrides ``model_params_types``)."""
 
     device: str
+    _param_shapes: dict[str, tuple[int, ...]]
 
     def to_device(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+
+    def record_param_shapes(self, model: torch.nn.Module) -> None:
+        self._param_shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return self._param_shapes
+
+    @property
+    def model_params_types(self) -> dict[str, ParameterType]:
+        return {name: self.param_type(name) for name in self.param_shapes}
+
+    def param_type(self, name: str) -> ParameterType:
+        raise NotImplementedError(f"{type(self).__name__} must define param_type(name)")

@@ -14,7 +14,7 @@ import numpy as np
 import optax
 
 from pytest_algoperf.frameworks.jax_adapter import JaxArrays
-from pytest_algoperf.spec import ForwardPassMode, ParameterType
+from pytest_algoperf.spec import ForwardPassMode
 
 Path = tuple[str, ...]
 
@@ -30,39 +30,15 @@ def init_key(rng: jax.Array) -> jax.Array:
     return jax.random.wrap_key_data(jnp.concatenate([data, data ^ jnp.uint32(0x9E3779B9)]), impl="rbg")
 
 
-def path_names(path: tuple[Any, ...]) -> Path:
-    """``('blocks_0', 'conv1', 'kernel')`` from a ``tree_map_with_path`` key path."""
-    return tuple(str(getattr(entry, "key", entry)) for entry in path)
-
-
 class JaxImageClassifier(JaxArrays):
     """Mixin for a ``BaseImageWorkload`` in JAX: parameter bookkeeping, loss, jitted eval outputs.
 
     A subclass sets ``_param_shapes`` in ``init_model_fn`` and implements ``param_type(names)``."""
 
-    _param_shapes: Any
     output_layer = "head"
-
-    @property
-    def param_shapes(self) -> Any:
-        return self._param_shapes
-
-    @property
-    def model_params_types(self) -> Any:
-        return jax.tree_util.tree_map_with_path(
-            lambda path, _: self.param_type(path_names(path)),
-            self.param_shapes,
-            is_leaf=lambda x: isinstance(x, tuple),
-        )
-
-    def param_type(self, names: Path) -> ParameterType:
-        raise NotImplementedError
 
     def is_output_params(self, param_name: str) -> bool:
         return param_name.split("/")[0].split(".")[0] == self.output_layer
-
-    def record_param_shapes(self, params: Any) -> None:
-        self._param_shapes = jax.tree.map(jnp.shape, params)
 
     def loss_fn(
         self,

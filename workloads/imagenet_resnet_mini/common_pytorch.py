@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pytest_algoperf.frameworks.pytorch_adapter import TorchArrays
-from pytest_algoperf.spec import ForwardPassMode, ParameterType
+from pytest_algoperf.spec import ForwardPassMode
 
 TRUNCATED_NORMAL_STDDEV = 0.87962566103423978  # stddev of a unit normal truncated to [-2, 2]
 
@@ -31,25 +31,10 @@ class TorchImageClassifier(TorchArrays):
 
     A subclass sets ``_param_shapes`` in ``init_model_fn`` and implements ``param_type(name)``."""
 
-    _param_shapes: dict[str, tuple[int, ...]]
     output_layer = "head"
-
-    @property
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return self._param_shapes
-
-    @property
-    def model_params_types(self) -> dict[str, ParameterType]:
-        return {name: self.param_type(name) for name in self.param_shapes}
-
-    def param_type(self, name: str) -> ParameterType:
-        raise NotImplementedError
 
     def is_output_params(self, param_name: str) -> bool:
         return param_name.startswith(self.output_layer + ".")
-
-    def record_param_shapes(self, model: nn.Module) -> None:
-        self._param_shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
 
     def loss_fn(
         self,

@@ -29,21 +29,11 @@ class MnistWorkload(JaxArrays, BaseMnistWorkload):
 
     def init_model_fn(self, rng: Any) -> tuple[Any, None]:
         params = self._model.init(rng, jnp.zeros((1, self.data.num_features), jnp.float32))["params"]
-        self._param_shapes = jax.tree.map(jnp.shape, params)
+        self.record_param_shapes(params)
         return params, None
 
-    @property
-    def param_shapes(self) -> Any:
-        return self._param_shapes
-
-    @property
-    def model_params_types(self) -> Any:
-        def kind(path: tuple[Any, ...], _: Any) -> ParameterType:
-            return ParameterType.BIAS if path[-1].key == "bias" else ParameterType.WEIGHT
-
-        return jax.tree_util.tree_map_with_path(
-            kind, self.param_shapes, is_leaf=lambda x: isinstance(x, tuple)
-        )
+    def param_type(self, names: tuple[str, ...]) -> ParameterType:
+        return ParameterType.BIAS if names[-1] == "bias" else ParameterType.WEIGHT
 
     def is_output_params(self, param_name: str) -> bool:
         return param_name.startswith("output")

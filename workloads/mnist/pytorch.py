@@ -38,19 +38,11 @@ class MnistWorkload(TorchArrays, BaseMnistWorkload):
     def init_model_fn(self, rng: Any) -> tuple[nn.Module, None]:
         torch.manual_seed(to_seed(rng))
         model = MLP(self.data.num_features).to(self.device)
-        self._param_shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+        self.record_param_shapes(model)
         return model, None
 
-    @property
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return self._param_shapes
-
-    @property
-    def model_params_types(self) -> dict[str, ParameterType]:
-        return {
-            name: ParameterType.BIAS if name.endswith("bias") else ParameterType.WEIGHT
-            for name in self.param_shapes
-        }
+    def param_type(self, name: str) -> ParameterType:
+        return ParameterType.BIAS if name.endswith("bias") else ParameterType.WEIGHT
 
     def is_output_params(self, param_name: str) -> bool:
         return param_name.startswith("output.")
