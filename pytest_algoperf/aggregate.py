@@ -64,16 +64,23 @@ class Scoreboard:
     workload_speedups: Mapping[str, Mapping[str, float]]  # [submission][workload]
 
 
+def variant_bases(results: Iterable[RunResult]) -> dict[str, str]:
+    """Each variant workload that ran, mapped to its base workload."""
+    return {r.workload: r.base_workload for r in results if r.base_workload}
+
+
 def scoreboards(
-    results: list[RunResult], reference: str | None = None, variants: Mapping[str, str] | None = None
+    results: list[RunResult], reference: str | None = None, couple_variants: bool = False
 ) -> list[Scoreboard]:
     """Scores for every framework with at least two submissions that ran the same workloads.
 
     ``reference`` (a submission name) makes ratios relative to it and is the base of the speedups; without
     it ratios are to the best submission per workload, and speedups are over the first submission.
-    ``variants`` maps variant names to base names for AlgoPerf v0.5's coupling; variants are otherwise
-    left out of the score.
+    Variants are left out of the score (AlgoPerf v0.6) unless ``couple_variants`` applies v0.5's rule (see
+    ``scoring.couple_variants``), for which each variant's base workload must have run too.
     """
+    bases_of_variants = variant_bases(results)
+    variants = bases_of_variants if couple_variants else None
     boards = []
     budget_of = budgets(results)
     for framework, table in workload_times(results).items():
@@ -86,7 +93,7 @@ def scoreboards(
                 f"reference submission {reference!r} has no {framework} runs; have {sorted(table)}"
             )
         base = reference or next(iter(table))
-        scored = sorted(w for w in common if w not in (variants or {}))
+        scored = sorted(w for w in common if w not in bases_of_variants)
         scores = benchmark_scores(
             table, reference=reference, variants=variants or None, base_workloads=None if variants else scored
         )

@@ -3,6 +3,11 @@
 It gives the framework-neutral half of the Workload API once: endless shuffled training batches gathered on
 the host, and an eval loop over the ``train`` subset, ``validation`` and ``test``. A framework subclass adds
 ``to_device`` (see ``TorchArrays`` and ``JaxArrays``) and ``eval_batch``.
+
+Under PyTorch DDP (torchrun) every rank draws the same global batches and keeps its contiguous slice of each
+(``shuffled_batches``), and evaluates its contiguous part of each split, whose accumulators are then summed
+(scalars) or gathered in rank order (per-example arrays) over ranks, so every rank computes the metrics of
+the whole split. JAX shards batches over devices in ``to_device`` instead, in one process.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from pytest_algoperf.calibration import CalibratedWorkload
+from pytest_algoperf.distributed import ProcessGroup, process_group
 
 Arrays = Mapping[str, np.ndarray]
 EVAL_SPLITS = ("train", "validation", "test")
@@ -25,16 +31,23 @@ def seed_from_key(rng: Any) -> int:
     return int(np.random.SeedSequence(words).generate_state(1)[0])
 
 
-def shuffled_batches(arrays: Arrays, batch_size: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
-    """Endless epochs in a fresh random order each; an epoch's remainder smaller than a batch is dropped."""
+def shuffled_batches(
+    arrays: Arrays, batch_size: int, seed: int, group: ProcessGroup | None = None
+) -> Iterator[dict[str, np.ndarray]]:
+    """Endless epochs in a fresh random order each; an epoch's remainder smaller than a batch is dropped.
+
+    ``batch_size`` is the global batch; under DDP each rank gets its contiguous slice of every global batch
+    (``group`` defaults to this process's group), so together the ranks see exactly the serial batches.
+    """
     size = len(next(iter(arrays.values())))
     if batch_size > size:
         raise ValueError(f"batch size {batch_size} is larger than the {size} training examples")
+    rank_part = (group or process_group()).shard(batch_size)
     shuffler = np.random.default_rng(seed)
     while True:
         order = shuffler.permutation(size)
         for start in range(0, size - batch_size + 1, batch_size):
-            index = order[start : start + batch_size]
+            index = order[start : start + batch_size][rank_part]
             yield {key: value[index] for key, value in arrays.items()}
 
 
@@ -43,6 +56,16 @@ def sequential_batches(arrays: Arrays, batch_size: int) -> Iterator[dict[str, np
     size = len(next(iter(arrays.values())))
     for start in range(0, size, batch_size):
         yield {key: value[start : start + batch_size] for key, value in arrays.items()}
+
+
+def combine_over_ranks(totals: dict[str, Any], group: ProcessGroup) -> dict[str, Any]:
+    """A split's accumulators from every rank: sums summed, per-example arrays gathered in rank order."""
+    if not group.is_distributed:
+        return totals
+    combined = group.sum_totals({k: v for k, v in totals.items() if np.ndim(v) == 0})
+    for key in sorted(k for k, v in totals.items() if np.ndim(v) > 0):
+        combined[key] = group.gather_rows(totals[key])
+    return combined
 
 
 def accumulate(totals: dict[str, Any], batch_outputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,14 +120,20 @@ class ArrayWorkload(CalibratedWorkload):
         global_step: int,
     ) -> dict[str, float]:
         metrics: dict[str, float] = {}
+        group = process_group()
+        rank_batch_size = -(-global_batch_size // group.world_size)
         for split in EVAL_SPLITS:
             arrays = self.split_arrays(split)
             if split == "train":  # a fixed subset of the training data, as AlgoPerf evaluates
                 arrays = {key: value[: self.num_eval_train_examples] for key, value in arrays.items()}
-            totals: dict[str, Any] = {}
-            for batch in sequential_batches(arrays, global_batch_size):
-                accumulate(totals, self.eval_batch(params, model_state, self.batch_to_device(batch)))
             num_examples = len(next(iter(arrays.values())))
+            if num_examples < group.world_size:
+                raise ValueError(f"{self.name}: {split} has fewer examples than the {group.world_size} ranks")
+            part = group.shard(num_examples)
+            totals: dict[str, Any] = {}
+            for batch in sequential_batches({k: v[part] for k, v in arrays.items()}, rank_batch_size):
+                accumulate(totals, self.eval_batch(params, model_state, self.batch_to_device(batch)))
+            totals = combine_over_ranks(totals, group)
             for name, value in self.summarize_eval(totals, num_examples).items():
                 metrics[f"{split}/{name}"] = float(value)
         return metrics

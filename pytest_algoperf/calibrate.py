@@ -1,31 +1,41 @@
 """Set a workload's targets and budget from baseline runs (ALGOPERF.md section 7, at our scale).
 
-    python -m pytest_algoperf.calibrate --workload mnist --submission adamw --framework pytorch,jax
+    python -m pytest_algoperf.calibrate --workload mnist --submission adamw,nadamw --framework pytorch,jax \
+        --max-steps 800 --eval-period-sec 0.05 --write
 
-1. Sweep: ``--trials`` points of the submission's search space (a list: its first points, the tuned default
-   first; ranges: Halton points) train for ``--budget-sec`` with seed 0, without stopping at a target; the
-   point with the best validation value wins.
-2. Reruns: the winning point trains again with ``--seeds`` seeds in every framework.
+1. Sweep: for each ``--submission``, ``--trials`` points of its search space (a list: its first points, the
+   tuned default first; ranges: Halton points) train in the first framework with seed 0 for ``--budget-sec``
+   or ``--max-steps``, without stopping at a target; the (submission, point) with the best validation value
+   wins (the first on ties).
+2. Reruns: the winner trains again with ``--seeds`` seeds in every framework.
 3. Validation target = median of the reruns' best validation values (``--target-quantile`` changes the
    share of reruns allowed to fall short: a documented deviation for tiny validation sets); test target =
    the worst of the best test values among the reruns that met it; budget = 4/3 of the slowest
    framework's median time to that target (so the baseline meets it at about 3/4 of the budget);
    step_hint stays the one the runs used (the schedules were sized by it, so the targets hold only with it);
    the steps the fastest framework takes in the budget are recorded beside it, to revise it by hand.
-4. The entry is written to the workload's ``calibration.json`` with this command, the machine and the date.
+4. The entry is written to the workload's ``calibration.json`` (or ``--output``) with this command, the
+   machine and the date.
 
-Evaluations are step-based here (``--eval-every-steps``) so the sweep itself is reproducible.
+Evaluations are step-based (``--eval-every-steps``), and ``--max-steps`` makes the runs themselves
+independent of the machine's load, so the targets are reproducible; only the budget depends on speed.
+Every finished run is saved to a progress file (``--progress``), and a rerun of the same command resumes
+where it stopped. ``--quick`` is a smoke-sized calibration (one sweep point, two seeds) for tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
+import os
 import shlex
 import statistics
 import sys
-from dataclasses import dataclass, replace
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,99 +45,181 @@ import numpy as np
 from pytest_algoperf.calibration import CalibratedWorkload
 from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.loop import RunSettings, run_benchmark
-from pytest_algoperf.registry import builtin_entries
+from pytest_algoperf.registry import WorkloadEntry, builtin_entries
 from pytest_algoperf.reporting.environment import machine_info
 from pytest_algoperf.results import RunResult
 from pytest_algoperf.search_space import load_search_space
 from pytest_algoperf.submission import load_submission, resolve_submission
 from pytest_algoperf.tuning import as_hyperparameters
 
+DEFAULT_PROGRESS_DIR = Path(".algoperf_calibration")
+# The arguments that change what a run measures: a progress file made with other values is not resumed.
+RUN_ARGUMENTS = (
+    "workload",
+    "submission",
+    "framework",
+    "trials",
+    "seeds",
+    "budget_sec",
+    "max_steps",
+    "eval_every_steps",
+    "threads",
+    "data_dir",
+)
+
 
 @dataclass(frozen=True)
 class Trial:
+    """What calibration keeps of one run: enough to set targets and to resume without rerunning it."""
+
+    submission: str
     framework: str
+    point: dict[str, Any]
     seed: int
     best_validation: float
     best_test: float
     steps_per_sec: float
-    result: RunResult
+    curve: list[tuple[float, float]]  # (submission time, validation value) at every eval
 
     def time_to(self, target: float, higher_is_better: bool) -> float:
-        for record in self.result.evals:
-            value = record.metrics[f"validation/{self.result.target_metric}"]
+        for score, value in self.curve:
             if value >= target if higher_is_better else value <= target:
-                return record.score
+                return score
         return math.inf
+
+
+class Progress:
+    """The finished runs of one calibration, saved after each, so an interrupted command resumes."""
+
+    def __init__(self, path: Path, fingerprint: dict[str, Any]) -> None:
+        self.path = path
+        self.fingerprint = fingerprint
+        self.trials: dict[str, Trial] = {}
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            if saved.get("fingerprint") == fingerprint:
+                self.trials = {key: _trial_from_json(value) for key, value in saved["trials"].items()}
+                _say(f"resuming from {path}: {len(self.trials)} runs already done")
+            else:
+                _say(f"{path} holds a calibration with other arguments; starting afresh")
+
+    def run(self, key: str, train: Callable[[], Trial]) -> Trial:
+        if key not in self.trials:
+            self.trials[key] = train()
+            self._save()
+        return self.trials[key]
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".tmp")
+        document = {"fingerprint": self.fingerprint, "trials": {k: asdict(t) for k, t in self.trials.items()}}
+        partial.write_text(json.dumps(document, indent=1))
+        os.replace(partial, self.path)  # never a half-written progress file
+
+
+def _trial_from_json(data: dict[str, Any]) -> Trial:
+    return Trial(**{**data, "curve": [tuple(pair) for pair in data["curve"]]})
 
 
 def train_without_target(
     workload: CalibratedWorkload,
-    spec: str,
+    submission_name: str,
     framework: str,
     point: dict[str, Any],
     seed: int,
     args: argparse.Namespace,
 ) -> Trial:
-    """One run over the whole budget: the targets are set out of reach so nothing stops it early."""
+    """One run over the whole budget or step count: the targets are set out of reach so nothing stops it."""
     unreachable = math.inf if workload.target_metric_higher_is_better else -math.inf
     workload.calibration = replace(
         workload.calibration, validation_target=unreachable, test_target=unreachable
     )
-    submission = load_submission(resolve_submission(spec, framework, Path.cwd()))
-    hyperparameters = as_hyperparameters(point)
+    submission = load_submission(resolve_submission(submission_name, framework, Path.cwd()))
     result = RunResult("calibration", submission.name, framework, workload.name, seed)
     settings = RunSettings(
         seed,
-        hyperparameters,
-        budget_sec=args.budget_sec,
+        as_hyperparameters(point),
+        data_dir=args.data_dir,
+        budget_sec=math.inf if args.max_steps else args.budget_sec,
         eval_every_steps=args.eval_every_steps,
         threads=args.threads,
+        max_steps=args.max_steps,
     )
     run_benchmark(workload, submission, get_adapter(framework), settings, result)
     better = max if workload.target_metric_higher_is_better else min
     metric = workload.target_metric_name
     return Trial(
+        submission_name,
         framework,
+        point,
         seed,
         better(e.metrics[f"validation/{metric}"] for e in result.evals),
         better(e.metrics[f"test/{metric}"] for e in result.evals),
         result.global_step / result.submission_time,
-        result,
+        [(e.score, e.metrics[f"validation/{metric}"]) for e in result.evals],
     )
 
 
-def calibrate(args: argparse.Namespace) -> dict[str, Any]:
+def sweep_points(submissions: list[str], framework: str, trials: int) -> list[tuple[str, dict[str, Any]]]:
+    """(submission, point) pairs in sweep order: each submission's first ``trials`` points."""
+    pairs = []
+    for name in submissions:
+        space = load_search_space(resolve_submission(name, framework, Path.cwd()).search_space_path)
+        points = list(space.fixed_points[:trials]) if space.fixed_points else space.points(trials, seed=0)
+        pairs.extend((name, point) for point in points)
+    return pairs
+
+
+def calibrate(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     frameworks = args.framework.split(",")
-    entry = next(e for e in builtin_entries() if e.name == args.workload)
+    entry = find_entry(args.workload)
     workloads = {f: entry.create(f, args.data_dir, "cpu") for f in frameworks}
     first = workloads[frameworks[0]]
     higher = first.target_metric_higher_is_better
-    space = load_search_space(
-        resolve_submission(args.submission, frameworks[0], Path.cwd()).search_space_path
-    )
-    points = (
-        list(space.fixed_points[: args.trials]) if space.fixed_points else space.points(args.trials, seed=0)
-    )
+    candidates = sweep_points(args.submission.split(","), frameworks[0], args.trials)
+    total = len(candidates) + args.seeds * len(frameworks)
+    counter = _Counter(total)
+
     sweep = []
-    for index, point in enumerate(points):
-        trial = train_without_target(first, args.submission, frameworks[0], point, 0, args)
-        sweep.append((trial.best_validation, index))
-        _progress(
-            f"sweep point {index + 1}/{len(points)}: best validation {trial.best_validation:.4f} {point}"
-        )
-    best_index = max(
-        range(len(sweep)), key=lambda i: sweep[i][0] if higher else -sweep[i][0]
-    )  # first on ties
-    point = points[best_index]
+    for index, (name, point) in enumerate(candidates):
+        key = f"sweep/{name}/{index}"
+        train = functools.partial(train_without_target, first, name, frameworks[0], point, 0, args)
+        trial = progress.run(key, train)
+        sweep.append(trial)
+        counter.say(f"sweep {name} point {index + 1}: best validation {trial.best_validation:.4f} {point}")
+    winner = max(sweep, key=lambda t: t.best_validation if higher else -t.best_validation)  # first on ties
+
     reruns = []
     for framework in frameworks:
         for seed in range(args.seeds):
-            trial = train_without_target(workloads[framework], args.submission, framework, point, seed, args)
+            key = f"rerun/{winner.submission}/{sweep.index(winner)}/{framework}/{seed}"
+            train = functools.partial(
+                train_without_target,
+                workloads[framework],
+                winner.submission,
+                framework,
+                winner.point,
+                seed,
+                args,
+            )
+            trial = progress.run(key, train)
             reruns.append(trial)
-            _progress(
+            counter.say(
                 f"rerun {framework} seed {seed}: best validation {trial.best_validation:.4f}, "
                 f"best test {trial.best_test:.4f}, {trial.steps_per_sec:.0f} steps/s"
             )
+    return targets_from_reruns(args, first, winner, sweep, reruns)
+
+
+def targets_from_reruns(
+    args: argparse.Namespace,
+    workload: CalibratedWorkload,
+    winner: Trial,
+    sweep: list[Trial],
+    reruns: list[Trial],
+) -> dict[str, Any]:
+    """Step 3 of the rule, from the reruns alone (a pure function of what was measured)."""
+    higher = workload.target_metric_higher_is_better
     validation_target = target_quantile([t.best_validation for t in reruns], args.target_quantile, higher)
     met = [
         t
@@ -135,26 +227,26 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
         if (t.best_validation >= validation_target if higher else t.best_validation <= validation_target)
     ]
     test_target = min(t.best_test for t in met) if higher else max(t.best_test for t in met)
+    frameworks = sorted({t.framework for t in met})
     slowest = max(
         statistics.median(t.time_to(validation_target, higher) for t in met if t.framework == f)
         for f in frameworks
-        if any(t.framework == f for t in met)
     )
     budget = round(slowest * 4 / 3, 2)
-    steps_in_budget = int(max(t.steps_per_sec for t in reruns) * budget)
     return {
         "validation_target": round(validation_target, 6),
         "test_target": round(test_target, 6),
         "max_allowed_runtime_sec": budget,
         "eval_period_time_sec": args.eval_period_sec,
-        "step_hint": first.step_hint,
-        "command": "python -m pytest_algoperf.calibrate " + shlex.join(sys.argv[1:]),
+        "step_hint": workload.step_hint,
+        "command": "python -m pytest_algoperf.calibrate " + shlex.join(args.argv),
         "measured": {
-            "steps_in_budget": steps_in_budget,
+            "steps_in_budget": int(max(t.steps_per_sec for t in reruns) * budget),
             "date": datetime.now(UTC).date().isoformat(),
             "machine": machine_info()["processor"],
-            "point": point,
-            "sweep_best_validation": [v for v, _ in sweep],
+            "submission": winner.submission,
+            "point": winner.point,
+            "sweep_best_validation": [t.best_validation for t in sweep],
             "reruns": [
                 {
                     "framework": t.framework,
@@ -174,24 +266,46 @@ def target_quantile(best_values: list[float], quantile: float, higher_is_better:
     return float(np.quantile(best_values, quantile if higher_is_better else 1.0 - quantile))
 
 
-def _progress(line: str) -> None:
+def find_entry(name: str) -> WorkloadEntry:
+    entries = {e.name: e for e in builtin_entries()}
+    if name not in entries:
+        raise SystemExit(f"calibrate: unknown workload {name!r}; built-in ones: {', '.join(sorted(entries))}")
+    return entries[name]
+
+
+class _Counter:
+    """Progress lines on stderr: how many runs are done, and a rough time left from the mean so far."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.started = total, 0, time.monotonic()
+
+    def say(self, line: str) -> None:
+        self.done += 1
+        left = (time.monotonic() - self.started) / self.done * (self.total - self.done)
+        _say(f"[{self.done}/{self.total}, ~{left / 60:.0f} min left] {line}")
+
+
+def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_algoperf.calibrate", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--workload", required=True)
-    parser.add_argument("--submission", default="adamw")
+    parser.add_argument("--submission", default="adamw", help="comma list; each one's points are swept")
     parser.add_argument("--framework", default="pytorch", help="comma list; reruns happen in each")
-    parser.add_argument("--budget-sec", type=float, required=True, help="training time of each sweep run")
+    length = parser.add_mutually_exclusive_group(required=True)
+    length.add_argument("--budget-sec", type=float, help="training time of each run")
+    length.add_argument(
+        "--max-steps",
+        type=int,
+        help="training steps of each run instead: the targets then do not depend on the machine's load",
+    )
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument(
-        "--trials",
-        type=int,
-        default=5,
-        help="sweep size: the first N fixed points, or N Halton points of ranges",
+        "--trials", type=int, default=5, help="sweep size per submission: its first N fixed or Halton points"
     )
     parser.add_argument("--eval-every-steps", type=int, default=10)
     parser.add_argument("--eval-period-sec", type=float, required=True, help="eval_period_time_sec to record")
@@ -202,26 +316,39 @@ def main(argv: list[str] | None = None) -> int:
         help="share of reruns allowed to fall short of the validation target (0.5: the median)",
     )
     parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="CPU threads (default 1: steady timings on a machine with other load)",
+        "--threads", type=int, default=1, help="CPU threads (default 1: steady timings beside other load)"
     )
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--quick", action="store_true", help="one sweep point and two seeds: a smoke test")
+    parser.add_argument(
+        "--progress",
+        type=Path,
+        default=None,
+        help="progress file to resume from (default: .algoperf_calibration/W.json)",
+    )
     parser.add_argument("--write", action="store_true", help="update the workload's calibration.json")
+    parser.add_argument("--output", type=Path, default=None, help="with --write: write this file instead")
     args = parser.parse_args(argv)
-    frameworks = args.framework.split(",")
-    values = calibrate(args)
+    if args.quick:
+        args.trials, args.seeds = 1, 2
+    args.argv = argv
+    args.progress = args.progress or DEFAULT_PROGRESS_DIR / f"{args.workload}.json"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    entry = find_entry(args.workload)
+    progress = Progress(args.progress, {name: getattr(args, name) for name in RUN_ARGUMENTS})
+    values = calibrate(args, progress)
     print(json.dumps(values, indent=2))
     if args.write:
-        workload = next(e for e in builtin_entries() if e.name == args.workload).create(
-            frameworks[0], args.data_dir, "cpu"
-        )
-        path = workload.calibration_file
-        document = json.loads(path.read_text())
+        workload = entry.create(args.framework.split(",")[0], args.data_dir, "cpu")
+        path = args.output or workload.calibration_file
+        document = json.loads(path.read_text()) if path.is_file() else {}
         document[workload.calibration_entry] = values
         path.write_text(json.dumps(document, indent=2) + "\n")
-        _progress(f"wrote {path} entry {workload.calibration_entry!r}")
+        _say(f"wrote {path} entry {workload.calibration_entry!r}")
     return 0
 
 

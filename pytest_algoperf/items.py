@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_algoperf.distributed import BatchSizeError
 from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.loop import RunSettings, run_benchmark
 from pytest_algoperf.results import RunResult
@@ -110,9 +111,10 @@ class BenchmarkItem(pytest.Item):
             raise TargetMissed(self.result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, TargetMissed):
+        if isinstance(excinfo.value, TargetMissed | BatchSizeError):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style="short")
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, None, f"algoperf benchmark {self.name}"
+        # A line number, not None: pytest asserts one when a skip marker reports the item's location.
+        return self.path, 0, f"algoperf benchmark {self.name}"

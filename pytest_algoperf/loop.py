@@ -2,6 +2,10 @@
 
 Deviation, documented in the README: a run whose validation metrics turn non-finite stops at that eval as
 ``diverged`` instead of burning the rest of its budget; it could not have reached the target either way.
+
+Data parallelism (``pytest_algoperf.distributed``): the adapter places the model (DDP-wrapped or replicated),
+the global batch must divide over its devices or ranks, and under torchrun every clock reading is the
+latest over ranks, so all ranks take the same decisions at the same steps.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from pytest_algoperf.clock import BenchmarkClock
+from pytest_algoperf.distributed import check_batch_size, process_group
 from pytest_algoperf.frameworks import FrameworkAdapter
 from pytest_algoperf.results import EvalRecord, RunResult
 from pytest_algoperf.spec import TrainingCompleteError, Workload
@@ -34,6 +39,7 @@ class RunSettings:
     device: str = "cpu"
     threads: int | None = None  # CPU threads for the framework; None leaves its default
     workers: int = 1  # benchmark processes running side by side (pytest-xdist workers)
+    max_steps: int | None = None  # calibration: stop after this many steps, so load cannot change the run
 
 
 def run_benchmark(
@@ -51,11 +57,16 @@ def run_benchmark(
 
     # Untimed setup: input queue, model init, optimizer init.
     adapter.activate(settings.device, settings.threads)
+    result.num_devices = adapter.data_parallel_size()
+    result.world_size = process_group().world_size
     rng = adapter.make_rng(settings.seed)
     data_rng, opt_init_rng, model_init_rng, rng = adapter.split(rng, 4)
     result.batch_size = submission.get_batch_size(workload.name, workload.base_name or workload.name)
+    check_batch_size(
+        submission.name, workload.name, result.batch_size, result.num_devices, adapter.parallel_unit
+    )
     input_queue = workload.build_input_queue(data_rng, "train", settings.data_dir, result.batch_size)
-    params, model_state = workload.init_model_fn(model_init_rng)
+    params, model_state = adapter.prepare_model(*workload.init_model_fn(model_init_rng))
     hyperparameters = settings.hyperparameters
     optimizer_state = submission.module.init_optimizer_state(
         workload=workload,
@@ -67,7 +78,11 @@ def run_benchmark(
     prepare_for_eval = submission.function("prepare_for_eval")
 
     clock = BenchmarkClock(
-        budget, workload.eval_period_time_sec, adapter.synchronize, settings.eval_every_steps
+        budget,
+        workload.eval_period_time_sec,
+        adapter.synchronize,
+        settings.eval_every_steps,
+        now=process_group().clock(),
     )
     eval_results: list[tuple[int, dict[str, float]]] = []
     state = {
@@ -89,8 +104,14 @@ def run_benchmark(
             }
         )
 
+    step_limit_reached = False  # kept out of train_state, which holds AlgoPerf's keys only
     clock.start()
-    while state["is_time_remaining"] and not _goals_reached(state) and not state["training_complete"]:
+    while (
+        state["is_time_remaining"]
+        and not _goals_reached(state)
+        and not state["training_complete"]
+        and not step_limit_reached
+    ):
         step = clock.global_step
         data_select_rng, update_rng, prep_eval_rng, eval_rng = adapter.split(adapter.fold_in(rng, step), 4)
         batch = submission.module.data_selection(
@@ -123,8 +144,9 @@ def run_benchmark(
         clock.end_step((optimizer_state, params, model_state))
         result.global_step = clock.global_step
         result.submission_time = clock.submission_time
+        step_limit_reached = clock.global_step >= (settings.max_steps or math.inf)
 
-        if clock.eval_due(state["training_complete"]):
+        if clock.eval_due(state["training_complete"] or step_limit_reached):
             if prepare_for_eval is not None:
                 optimizer_state, params, model_state = clock.timed_call(
                     prepare_for_eval,
@@ -146,7 +168,7 @@ def run_benchmark(
                     del batch
                     metrics = workload.eval_model(
                         workload.eval_batch_size,
-                        params,
+                        adapter.eval_params(params),
                         model_state,
                         eval_rng,
                         settings.data_dir,
@@ -177,11 +199,13 @@ def run_benchmark(
     result.eval_time = clock.eval_time
     result.logging_time = clock.logging_time
     result.total_duration = clock.total_duration
-    result.stop_reason = result.stop_reason or _stop_reason(state)
+    result.stop_reason = result.stop_reason or _stop_reason(state, step_limit_reached)
     return result
 
 
 def _describe(result: RunResult, workload: Workload, settings: RunSettings, budget: float) -> None:
+    if workload.base_name and workload.base_name != workload.name:
+        result.base_workload = workload.base_name
     result.target_metric = workload.target_metric_name
     result.higher_is_better = workload.target_metric_higher_is_better
     result.validation_target = workload.validation_target_value
@@ -219,9 +243,11 @@ def _diverged(metrics: dict[str, float]) -> bool:
     return any(k.startswith("validation/") and not math.isfinite(v) for k, v in metrics.items())
 
 
-def _stop_reason(state: dict[str, bool]) -> str:
+def _stop_reason(state: dict[str, bool], step_limit_reached: bool) -> str:
     if _goals_reached(state):
         return "targets reached"
     if state["training_complete"]:
         return "training complete"
+    if step_limit_reached:
+        return "step limit"
     return "budget spent"

@@ -87,7 +87,14 @@ OPTIONS = [
         "score relative to this submission instead of the best one per workload",
         "",
     ),
+    OptionSpec(
+        "--algoperf-variant-scoring",
+        "v0.6 (default): variants are reported, not scored; v0.5: a missed variant makes its base workload's "
+        "time inf, and a missed base its variants'",
+        "v0.6",
+    ),
 ]
+VARIANT_SCORING = ("v0.6", "v0.5")
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,7 @@ class Settings:
     trials: int = 1
     studies: int = 1
     reference_submission: str | None = None
+    variant_scoring: str = "v0.6"
 
     @property
     def benchmarking(self) -> bool:
@@ -144,6 +152,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         _check_choice("--algoperf-framework", framework, FRAMEWORKS)
     _check_choice("--algoperf-device", raw["algoperf_device"], DEVICES)
     _check_choice("--algoperf-ruleset", raw["algoperf_ruleset"], RULESETS)
+    _check_choice("--algoperf-variant-scoring", raw["algoperf_variant_scoring"], VARIANT_SCORING)
     return Settings(
         submissions=tuple(dict.fromkeys(raw["algoperf_submission"] or ())),
         frameworks=tuple(frameworks),
@@ -168,6 +177,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         trials=_number("--algoperf-trials", raw["algoperf_trials"], int, minimum=1),
         studies=_number("--algoperf-studies", raw["algoperf_studies"], int, minimum=1),
         reference_submission=raw["algoperf_reference_submission"] or None,
+        variant_scoring=raw["algoperf_variant_scoring"],
     )
 
 

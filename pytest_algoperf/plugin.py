@@ -3,6 +3,9 @@
 With ``--algoperf-submission`` the session collects benchmark tests instead of test files; without it the
 plugin only offers its options, its hooks and the ``algoperf_clock`` fixture, and a plain ``pytest`` runs the
 project's own tests.
+
+Only one process reports and writes files: the pytest-xdist controller (results reach it inside the test
+reports), or rank 0 under torchrun (every rank computes the same results; the others stay silent).
 """
 
 from __future__ import annotations
@@ -48,11 +51,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.hook.pytest_algoperf_add_workloads(registry=registry)
     workers = config.workerinput["workercount"] if _is_xdist_worker(config) else 1  # type: ignore[attr-defined]
     session = AlgoPerfSession(settings, registry, workers=workers)
-    session.prepare(Path(config.invocation_params.dir))
+    under_xdist = _is_xdist_worker(config) or bool(getattr(config.option, "numprocesses", None))
+    session.prepare(Path(config.invocation_params.dir), under_xdist=under_xdist)
     config.stash[SESSION] = session
-    if not _is_xdist_worker(config):  # under xdist, only the controller reports and writes files
+    if not _is_xdist_worker(config) and session.group.is_main:
         config.pluginmanager.register(ProgressReporter(config), "algoperf-progress")
         config.pluginmanager.register(ResultsRecorder(config, session), "algoperf-recorder")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave the torchrun process group (if any) when the session ends."""
+    session = config.stash.get(SESSION, None)
+    if session is not None:
+        session.close()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -66,6 +77,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         f"algoperf: seed {s.seed}; submissions {', '.join(s.submissions)}; {devices}",
         f"algoperf: {session.threads} CPU threads per process; results in {s.output}",
     ]
+    if session.group.is_distributed:
+        group = session.group
+        lines.append(
+            f"algoperf: torchrun rank {group.rank} of {group.world_size} ({group.backend}); "
+            "DDP in every run, rank 0 reports"
+        )
     uncalibrated = [e.name for e in session.registry if not e.in_default_suite and e.name not in s.workloads]
     if uncalibrated and not s.workloads:
         lines.append(f"algoperf: not run until calibrated (name them to run): {', '.join(uncalibrated)}")

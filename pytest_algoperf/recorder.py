@@ -1,7 +1,10 @@
 """The controlling process's side of a session: collect results, write files, gate, summarise.
 
 Results travel inside test reports (``report.algoperf_result``), so the same code serves a serial session
-and a pytest-xdist controller, and a result is kept as soon as its test's report arrives.
+and a pytest-xdist controller, and a result is kept as soon as its test's report arrives. A benchmark test
+whose report carries no result (its xdist worker died: ``os._exit``, a segfault; or its setup failed) is
+kept too, as a run that ``crashed`` or hit an ``error``, so it is reported rather than lost. Runs are
+kept in the planned order, so a parallel session's files list them as a serial session's do.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from pytest_algoperf.reporting.plots import plot_learning_curves, plot_performan
 from pytest_algoperf.reporting.tables import runs_table, scores_table, workload_times_table
 from pytest_algoperf.reporting.terminal import write_table
 from pytest_algoperf.results import RunResult
-from pytest_algoperf.session import AlgoPerfSession
+from pytest_algoperf.session import AlgoPerfSession, PlannedRun
+
+# The ``when`` of the report pytest-xdist makes for a test whose worker died while running it.
+CRASHED_WHEN = "???"
 
 
 class ResultsRecorder:
@@ -37,6 +43,7 @@ class ResultsRecorder:
         self.boards: list[Scoreboard] = []
         self.scoring_error: str | None = None
         self.started = datetime.now(UTC).isoformat(timespec="seconds")
+        self._plans: dict[str, tuple[int, PlannedRun]] | None = None
         self.environment = {
             "machine": machine_info(),
             "software": software_info(),
@@ -63,11 +70,50 @@ class ResultsRecorder:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Keep each result as its report arrives and announce it to ``pytest_algoperf_run_finished``."""
         data = getattr(report, "algoperf_result", None)
-        if data is None:
+        if data is not None:
+            result = RunResult.from_json(data)
+        elif report.failed and (plan := self._unrecorded_plan(report.nodeid)) is not None:
+            result = self._lost_run(plan, report)
+        else:
             return
-        result = RunResult.from_json(data)
         self.session.results.append(result)
+        order = self.plans()
+        self.session.results.sort(key=lambda r: order[r.test_id][0] if r.test_id in order else len(order))
         self.config.hook.pytest_algoperf_run_finished(config=self.config, result=result)
+
+    def plans(self) -> dict[str, tuple[int, PlannedRun]]:
+        """Every planned benchmark test by id, with its position (an xdist controller collects no items)."""
+        if self._plans is None:
+            self._plans = {plan.test_id: (i, plan) for i, plan in enumerate(self.session.planned_runs())}
+        return self._plans
+
+    def _unrecorded_plan(self, nodeid: str) -> PlannedRun | None:
+        """The plan of a benchmark test that has no result yet (a later teardown error adds none)."""
+        parent, _, test_id = nodeid.rpartition("::")
+        if parent != "algoperf" or test_id not in self.plans():
+            return None
+        if any(r.test_id == test_id for r in self.session.results):
+            return None
+        return self.plans()[test_id][1]
+
+    def _lost_run(self, plan: PlannedRun, report: pytest.TestReport) -> RunResult:
+        """A run known only by its failed report: what was planned, and why it ended."""
+        crashed = report.when == CRASHED_WHEN  # type: ignore[comparison-overlap]
+        detail = str(report.longrepr).strip().splitlines()
+        base_name = self.session.registry[plan.workload].base_name
+        return RunResult(
+            test_id=plan.test_id,
+            submission=plan.submission_name,
+            framework=plan.framework,
+            workload=plan.workload,
+            seed=plan.seed,
+            base_workload=base_name if base_name != plan.workload else "",
+            study=plan.study,
+            trial=plan.trial,
+            hyperparameters=plan.hyperparameters,
+            stop_reason="crashed" if crashed else "error",
+            error=detail[-1] if detail else f"failed in {report.when}",
+        )
 
     @pytest.hookimpl(trylast=True)
     def pytest_algoperf_run_finished(self, config: pytest.Config, result: RunResult) -> None:
@@ -102,7 +148,11 @@ class ResultsRecorder:
         if self.missed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # every trial of a tuning study missed
         try:
-            self.boards = scoreboards(self.session.results, self.settings.reference_submission)
+            self.boards = scoreboards(
+                self.session.results,
+                self.settings.reference_submission,
+                couple_variants=self.settings.variant_scoring == "v0.5",
+            )
         except ValueError as error:
             self.scoring_error = str(error)
         self.write_report()

@@ -28,13 +28,16 @@ class RunResult:
     framework: str
     workload: str
     seed: int
+    base_workload: str = ""  # a variant's base workload; empty for a base workload
     study: int = 0
     trial: int = 0
     hyperparameters: dict[str, Any] | None = None
     batch_size: int = 0
     device: str = "cpu"
     threads: int | None = None
-    workers: int = 1
+    workers: int = 1  # pytest-xdist workers benchmarking side by side
+    num_devices: int = 1  # devices (JAX) or ranks (PyTorch DDP) each global batch was split over
+    world_size: int = 1  # processes training this run together (torchrun ranks)
     target_metric: str = ""
     higher_is_better: bool = True
     validation_target: float = math.nan

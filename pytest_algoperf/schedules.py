@@ -16,3 +16,14 @@ def warmup_cosine_factor(step: int, warmup_steps: int, decay_steps: int) -> floa
     span = max(decay_steps - warmup_steps, 1)
     progress = min(step - warmup_steps, span) / span
     return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def warmup_linear_decay_factor(step: int, warmup_steps: int, decay_steps: int, end_factor: float) -> float:
+    """The multiplier of the peak learning rate at ``step`` for AlgoPerf's SGD baselines, as optax's
+    ``join_schedules`` of a linear warmup from 0 and a ``polynomial_schedule`` of power 1 computes it: linear
+    from 0 to 1 over ``warmup_steps``, linear from 1 to ``end_factor`` until ``decay_steps``, then flat."""
+    if step < warmup_steps:
+        return step / warmup_steps
+    span = max(decay_steps - warmup_steps, 1)
+    progress = min(step - warmup_steps, span) / span
+    return 1.0 + (end_factor - 1.0) * progress

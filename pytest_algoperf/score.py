@@ -49,12 +49,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reference", help="score relative to this submission instead of the best per workload"
     )
+    parser.add_argument(
+        "--variant-scoring",
+        choices=("v0.6", "v0.5"),
+        default="v0.6",
+        help="v0.6: variants are not scored; v0.5: couple each variant with its base workload "
+        "(variants are known from our results files' base_workload)",
+    )
     parser.add_argument("--targets", type=Path, help="JSON file of targets for workloads we do not know")
     parser.add_argument("--report", type=Path, help="folder to write report.md and the figures into")
     args = parser.parse_args(argv)
     try:
         results = load(args.results, load_targets_file(args.targets) if args.targets else {})
-        boards = scoreboards(results, args.reference)
+        boards = scoreboards(results, args.reference, couple_variants=args.variant_scoring == "v0.5")
     except (ResultsFileError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

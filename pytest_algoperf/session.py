@@ -1,7 +1,8 @@
 """The state of one pytest-algoperf session: settings, loaded submissions, planned runs and their results.
 
 It lives in ``config.stash`` and is built in ``pytest_configure``, where every user input (options,
-submissions, search spaces, baseline file) is validated, so mistakes surface before any training.
+submissions, search spaces, baseline file) is validated, so mistakes surface before any training. Under
+torchrun it also starts this rank's ``torch.distributed`` process group (``pytest_algoperf.distributed``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from pytest_algoperf.baseline import Baseline, load_baseline
+from pytest_algoperf.distributed import SINGLE_PROCESS, ProcessGroup, set_process_group, torchrun_environment
 from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.options import Settings
 from pytest_algoperf.registry import WorkloadRegistry
@@ -64,13 +66,19 @@ class AlgoPerfSession:
     baseline: Baseline | None = None
     workers: int = 1  # pytest-xdist workers running benchmarks side by side
     threads: int | None = None  # CPU threads per framework in this process
+    group: ProcessGroup = SINGLE_PROCESS  # the torchrun ranks this process trains with
     results: list[RunResult] = field(default_factory=list)
     _workloads: dict[tuple[str, str], Workload] = field(default_factory=dict)
     _points: dict[Any, list[list[Any]]] = field(default_factory=dict)
 
-    def prepare(self, invocation_dir: Any) -> None:
+    def prepare(self, invocation_dir: Any, under_xdist: bool = False) -> None:
         """Validate everything a benchmark session needs; raise ``pytest.UsageError`` on the first problem."""
-        self.threads = choose_threads(self.settings.threads, self.workers)
+        torchrun = torchrun_environment()
+        torchrun = torchrun if torchrun is not None and torchrun.is_distributed else None
+        if torchrun is not None:
+            self._check_distributed(under_xdist)
+        processes = self.workers * (torchrun.local_world_size if torchrun else 1)
+        self.threads = choose_threads(self.settings.threads, processes)
         limit_xla_threads(self.threads)
         unknown = [name for name in self.settings.workloads if name not in self.registry]
         if unknown:
@@ -100,6 +108,36 @@ class AlgoPerfSession:
                 self.baseline = load_baseline(self.settings.baseline)
             except ValueError as error:
                 raise pytest.UsageError(str(error)) from None
+        if torchrun is not None:
+            self._start_distributed(torchrun)
+
+    def _check_distributed(self, under_xdist: bool) -> None:
+        if under_xdist:
+            raise pytest.UsageError(
+                "torchrun and pytest-xdist (-n) cannot be combined: under torchrun every rank must run the "
+                "same tests in the same order; drop -n"
+            )
+        if self.settings.frameworks != ("pytorch",):
+            raise pytest.UsageError(
+                "under torchrun only --algoperf-framework=pytorch runs (DistributedDataParallel); JAX "
+                "shards each batch over all the devices of one process, so run it without torchrun"
+            )
+
+    def _start_distributed(self, torchrun: ProcessGroup) -> None:
+        """Join the torchrun ranks: every rank runs the same benchmark tests in lockstep, one DDP run each."""
+        from pytest_algoperf.frameworks import pytorch_ddp
+
+        self.group = pytorch_ddp.start_process_group(torchrun, self.devices["pytorch"])
+        set_process_group(self.group)
+
+    def close(self) -> None:
+        """Leave the torchrun process group, if this session joined one."""
+        if self.group.is_distributed:
+            from pytest_algoperf.frameworks import pytorch_ddp
+
+            pytorch_ddp.stop_process_group()
+            set_process_group(SINGLE_PROCESS)
+            self.group = SINGLE_PROCESS
 
     def planned_runs(self) -> list[PlannedRun]:
         """Every (submission, framework, workload, study, trial), in that nesting order."""

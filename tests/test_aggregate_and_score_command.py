@@ -62,6 +62,27 @@ def test_scoreboards_compare_submissions_on_their_common_workloads() -> None:
     assert board.reference == "a"
 
 
+def variant_runs() -> list[RunResult]:
+    """b is fastest on the base workload w but misses its variant w_v; a meets both."""
+    runs = [run("a", "w", 10.0), run("a", "w_v", 10.0), run("b", "w", 5.0), run("b", "w_v", None)]
+    for result in runs:
+        result.base_workload = "w" if result.workload == "w_v" else ""
+    return runs
+
+
+def test_variants_are_reported_but_not_scored_by_default_as_in_algoperf_v06() -> None:
+    (board,) = scoreboards(variant_runs())
+    assert board.times["b"]["w_v"] == math.inf
+    assert set(board.ratios["a"]) == {"w"}
+    assert board.scores["b"] == pytest.approx(1.0)  # best on the only scored workload
+
+
+def test_v05_variant_coupling_makes_a_missed_variant_cost_its_base_workload() -> None:
+    (board,) = scoreboards(variant_runs(), couple_variants=True)
+    assert board.scores["b"] == 0.0  # its base time became inf
+    assert board.scores["a"] == pytest.approx(1.0)
+
+
 def test_a_single_submission_gets_no_scoreboard() -> None:
     assert scoreboards([run("a", "w", 1.0)]) == []
 

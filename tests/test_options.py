@@ -86,6 +86,7 @@ def test_the_output_folder_from_the_ini_file_is_relative_to_rootdir_and_holds_th
         ("--algoperf-tolerance=-0.5", "--algoperf-tolerance"),
         ("--algoperf-eval-every-steps=0", "--algoperf-eval-every-steps"),
         ("--algoperf-workloads=mnist,no_such_workload", "--algoperf-workloads"),
+        ("--algoperf-variant-scoring=v0.4", "--algoperf-variant-scoring"),
     ],
 )
 def test_a_bad_value_is_a_usage_error_naming_the_flag(

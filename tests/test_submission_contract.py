@@ -46,7 +46,8 @@ def run_submission(pytester: pytest.Pytester, spec: str) -> pytest.RunResult:
 
 def test_an_unknown_submission_name_is_one_clear_line(pytester: pytest.Pytester) -> None:
     result = run_submission(pytester, "does_not_exist")
-    assert_usage_error(result, "unknown submission 'does_not_exist'", "built-in name (adamw)")
+    builtins = "built-in name (adamw, momentum, nadamw, sgd_nesterov)"
+    assert_usage_error(result, "unknown submission 'does_not_exist'", builtins)
 
 
 def test_a_missing_submission_file_is_one_clear_line(pytester: pytest.Pytester) -> None:

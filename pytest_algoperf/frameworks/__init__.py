@@ -15,12 +15,22 @@ class FrameworkAdapter(Protocol):
     """The framework-specific services of a benchmark run."""
 
     name: str
+    parallel_unit: str  # what a global batch is split over, for messages: "JAX devices", "torchrun ranks"
 
     def select_device(self, requested: str) -> str:
         """Resolve ``auto|cpu|cuda`` to the device a run uses; raise ``ValueError`` when it is unavailable."""
 
     def activate(self, device: str, threads: int | None = None) -> None:
         """Make ``device`` the default for arrays created from now on; use at most ``threads`` CPU threads."""
+
+    def data_parallel_size(self) -> int:
+        """How many devices (JAX) or ranks (PyTorch DDP) each global batch is split over; 1 when serial."""
+
+    def prepare_model(self, params: Any, model_state: Any) -> tuple[Any, Any]:
+        """Place a freshly initialised model for data parallelism: DDP-wrapped, or replicated on devices."""
+
+    def eval_params(self, params: Any) -> Any:
+        """The parameters evaluation uses (the module inside DDP: eval runs no collective in forward)."""
 
     def make_rng(self, seed: int) -> Any: ...
 

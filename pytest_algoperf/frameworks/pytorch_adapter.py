@@ -1,4 +1,8 @@
-"""PyTorch: the clock synchronises CUDA; random keys are numpy-based as in AlgoPerf's PyTorch harness."""
+"""PyTorch: the clock synchronises CUDA; random keys are numpy-based as in AlgoPerf's PyTorch harness.
+
+Under torchrun the model is wrapped in DistributedDataParallel (``pytest_algoperf.frameworks.pytorch_ddp``)
+and each rank uses the GPU of its local rank.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from pytest_algoperf.frameworks import numpy_rng
+from pytest_algoperf.distributed import process_group
+from pytest_algoperf.frameworks import numpy_rng, pytorch_ddp
 from pytest_algoperf.spec import ParameterType
 
 
 class PyTorchAdapter:
     name = "pytorch"
+    parallel_unit = "torchrun ranks"
 
     def __init__(self) -> None:
         self._device = "cpu"
@@ -29,7 +35,16 @@ class PyTorchAdapter:
         if threads is not None:
             torch.set_num_threads(threads)
         if device == "cuda":
-            torch.cuda.set_device(0)
+            torch.cuda.set_device(process_group().local_rank)
+
+    def data_parallel_size(self) -> int:
+        return process_group().world_size
+
+    def prepare_model(self, params: Any, model_state: Any) -> tuple[Any, Any]:
+        return pytorch_ddp.wrap_model(params, process_group(), self._device), model_state
+
+    def eval_params(self, params: Any) -> Any:
+        return pytorch_ddp.unwrap_model(params)
 
     make_rng = staticmethod(numpy_rng.make_key)
     fold_in = staticmethod(numpy_rng.fold_in)

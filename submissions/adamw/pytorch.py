@@ -1,28 +1,28 @@
-"""AdamW with linear warmup then cosine decay over ``workload.step_hint`` (torch.optim)."""
+"""AdamW (torch.optim.AdamW) with linear warmup then cosine decay over ``workload.step_hint``.
+
+The training step, the batch sizes and data selection are the baselines' shared ones
+(``algoperf_submissions._common``); a submission of your own may equally define all five functions itself.
+"""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import functools
 from typing import Any
 
 import torch
 
+from algoperf_submissions._common import batch_size
+from algoperf_submissions._common.pytorch import data_selection, optimizer_state, update_params
 from pytest_algoperf.schedules import warmup_cosine_factor
-from pytest_algoperf.spec import ForwardPassMode
 
-BATCH_SIZES = json.loads(Path(__file__).with_name("batch_sizes.json").read_text())
+__all__ = ["data_selection", "get_batch_size", "init_optimizer_state", "update_params"]
 
-
-def get_batch_size(workload_name: str) -> int:
-    if workload_name not in BATCH_SIZES:
-        raise ValueError(f"adamw has no batch size for workload {workload_name!r}")
-    return BATCH_SIZES[workload_name]
+get_batch_size = functools.partial(batch_size, "adamw")
 
 
 def init_optimizer_state(
     workload: Any, model_params: Any, model_state: Any, hyperparameters: Any, rng: Any
-) -> dict:
+) -> dict[str, Any]:
     optimizer = torch.optim.AdamW(
         model_params.parameters(),
         lr=hyperparameters.learning_rate,
@@ -30,59 +30,9 @@ def init_optimizer_state(
         eps=1e-8,
         weight_decay=hyperparameters.weight_decay,
     )
-    warmup_steps = int(hyperparameters.warmup_factor * workload.step_hint)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine_factor(step, warmup_steps, workload.step_hint)
+    schedule = functools.partial(
+        warmup_cosine_factor,
+        warmup_steps=int(hyperparameters.warmup_factor * workload.step_hint),
+        decay_steps=workload.step_hint,
     )
-    return {"optimizer": optimizer, "scheduler": scheduler}
-
-
-def update_params(
-    workload: Any,
-    current_param_container: Any,
-    current_params_types: Any,
-    model_state: Any,
-    hyperparameters: Any,
-    batch: dict[str, Any],
-    loss_type: Any,
-    optimizer_state: dict,
-    eval_results: list,
-    global_step: int,
-    rng: Any,
-) -> tuple[dict, Any, Any]:
-    model = current_param_container
-    optimizer_state["optimizer"].zero_grad()
-    logits, new_model_state = workload.model_fn(
-        params=model,
-        augmented_and_preprocessed_input_batch=batch,
-        model_state=model_state,
-        mode=ForwardPassMode.TRAIN,
-        rng=rng,
-        update_batch_norm=True,
-        dropout_rate=getattr(hyperparameters, "dropout_rate", None),
-    )
-    loss_dict = workload.loss_fn(
-        label_batch=batch["targets"],
-        logits_batch=logits,
-        mask_batch=batch.get("weights"),
-        label_smoothing=getattr(hyperparameters, "label_smoothing", 0.0),
-    )
-    # Under DDP (torchrun), all-reduce summed_loss and n_valid_examples here before dividing.
-    loss = loss_dict["summed"] / loss_dict["n_valid_examples"]
-    loss.backward()
-    optimizer_state["optimizer"].step()
-    optimizer_state["scheduler"].step()
-    return optimizer_state, model, new_model_state
-
-
-def data_selection(
-    workload: Any,
-    input_queue: Any,
-    optimizer_state: Any,
-    current_param_container: Any,
-    model_state: Any,
-    hyperparameters: Any,
-    global_step: int,
-    rng: Any,
-) -> dict[str, Any]:
-    return next(input_queue)
+    return optimizer_state(optimizer, schedule)

@@ -138,24 +138,13 @@ class Criteo1TbMiniWorkload(JaxArrays, BaseCriteo1TbMiniWorkload):
     def init_model_fn(self, rng: Any) -> tuple[Any, None]:
         inputs = jnp.zeros((2, self.num_dense_features + len(self.vocab_sizes)), jnp.float32)
         params = self._model.init(rng, inputs, train=False)["params"]  # eager: see numpy_initializer
-        self._param_shapes = jax.tree.map(jnp.shape, params)
+        self.record_param_shapes(params)
         return params, None
 
-    @property
-    def param_shapes(self) -> Any:
-        return self._param_shapes
-
-    @property
-    def model_params_types(self) -> Any:
-        def kind(path: tuple[Any, ...], _: Any) -> ParameterType:
-            name = path[-1].key
-            if name.startswith("embedding_"):
-                return ParameterType.EMBEDDING
-            return ParameterType.BIAS if name == "bias" else ParameterType.WEIGHT
-
-        return jax.tree_util.tree_map_with_path(
-            kind, self.param_shapes, is_leaf=lambda x: isinstance(x, tuple)
-        )
+    def param_type(self, names: tuple[str, ...]) -> ParameterType:
+        if names[-1].startswith("embedding_"):
+            return ParameterType.EMBEDDING
+        return ParameterType.BIAS if names[-1] == "bias" else ParameterType.WEIGHT
 
     def is_output_params(self, param_name: str) -> bool:
         return param_name.startswith(f"top_{len(self.top_mlp_dims) - 1}")

@@ -92,21 +92,13 @@ class Criteo1TbMiniWorkload(TorchArrays, BaseCriteo1TbMiniWorkload):
         model = DlrmSmall(
             self.num_dense_features, self.vocab_sizes, self.embed_dim, self.bottom_mlp_dims, self.top_mlp_dims
         ).to(self.device)
-        self._param_shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+        self.record_param_shapes(model)
         return model, None
 
-    @property
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return self._param_shapes
-
-    @property
-    def model_params_types(self) -> dict[str, ParameterType]:
-        def kind(name: str) -> ParameterType:
-            if name.startswith("embedding_"):
-                return ParameterType.EMBEDDING
-            return ParameterType.BIAS if name.endswith("bias") else ParameterType.WEIGHT
-
-        return {name: kind(name) for name in self.param_shapes}
+    def param_type(self, name: str) -> ParameterType:
+        if name.startswith("embedding_"):
+            return ParameterType.EMBEDDING
+        return ParameterType.BIAS if name.endswith("bias") else ParameterType.WEIGHT
 
     def is_output_params(self, param_name: str) -> bool:
         return param_name.startswith(f"top_{len(self.top_mlp_dims) - 1}.")

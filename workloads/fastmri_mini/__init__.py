@@ -9,7 +9,5 @@ WORKLOADS = [
             "pytorch": "algoperf_workloads.fastmri_mini.pytorch:FastMriMiniWorkload",
             "jax": "algoperf_workloads.fastmri_mini.jax:FastMriMiniWorkload",
         },
-        # Targets are provisional until calibrated on a quiet machine: it runs only when named.
-        in_default_suite=False,
     ),
 ]

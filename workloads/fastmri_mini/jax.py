@@ -124,23 +124,12 @@ class FastMriMiniWorkload(JaxArrays, BaseFastMriMiniWorkload):
         size = self.splits["train"].inputs.shape[-1]
         shapes = jax.eval_shape(self._model.init, rng, jnp.zeros((1, size, size), jnp.float32))["params"]
         params = lecun_normal_init(rng, shapes)
-        self._param_shapes = jax.tree.map(jnp.shape, params)
+        self.record_param_shapes(params)
         return params, None
 
-    @property
-    def param_shapes(self) -> Any:
-        return self._param_shapes
-
-    @property
-    def model_params_types(self) -> Any:
+    def param_type(self, names: tuple[str, ...]) -> ParameterType:
         """Every kernel (3x3, transpose 2x2 and the final 1x1) is a conv weight, as AlgoPerf types them."""
-
-        def kind(path: tuple[Any, ...], _: Any) -> ParameterType:
-            return ParameterType.BIAS if path[-1].key == "bias" else ParameterType.CONV_WEIGHT
-
-        return jax.tree_util.tree_map_with_path(
-            kind, self.param_shapes, is_leaf=lambda x: isinstance(x, tuple)
-        )
+        return ParameterType.BIAS if names[-1] == "bias" else ParameterType.CONV_WEIGHT
 
     def is_output_params(self, param_name: str) -> bool:
         return param_name.startswith("output")

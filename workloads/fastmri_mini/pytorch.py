@@ -105,20 +105,12 @@ class FastMriMiniWorkload(TorchArrays, BaseFastMriMiniWorkload):
     def init_model_fn(self, rng: Any) -> tuple[nn.Module, None]:
         torch.manual_seed(to_seed(rng))
         model = UNet(self.num_channels, self.num_pool_layers).to(self.device)
-        self._param_shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+        self.record_param_shapes(model)
         return model, None
 
-    @property
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return self._param_shapes
-
-    @property
-    def model_params_types(self) -> dict[str, ParameterType]:
+    def param_type(self, name: str) -> ParameterType:
         """Every kernel (3x3, transpose 2x2 and the final 1x1) is a conv weight, as AlgoPerf types them."""
-        return {
-            name: ParameterType.BIAS if name.endswith("bias") else ParameterType.CONV_WEIGHT
-            for name in self.param_shapes
-        }
+        return ParameterType.BIAS if name.endswith("bias") else ParameterType.CONV_WEIGHT
 
     def is_output_params(self, param_name: str) -> bool:
         return param_name.startswith("output.")

@@ -10,7 +10,5 @@ WORKLOADS = [
             "pytorch": "algoperf_workloads.imagenet_resnet_mini.pytorch:ImagenetResNetMiniWorkload",
             "jax": "algoperf_workloads.imagenet_resnet_mini.jax:ImagenetResNetMiniWorkload",
         },
-        # Targets are provisional until calibrated on a quiet machine: it runs only when named.
-        in_default_suite=False,
     ),
 ]

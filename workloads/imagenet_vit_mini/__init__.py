@@ -10,7 +10,5 @@ WORKLOADS = [
             "pytorch": "algoperf_workloads.imagenet_vit_mini.pytorch:ImagenetVitMiniWorkload",
             "jax": "algoperf_workloads.imagenet_vit_mini.jax:ImagenetVitMiniWorkload",
         },
-        # Targets are provisional until calibrated on a quiet machine: it runs only when named.
-        in_default_suite=False,
     ),
 ]

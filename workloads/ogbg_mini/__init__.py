@@ -10,8 +10,5 @@ WORKLOADS = [
             "pytorch": "algoperf_workloads.ogbg_mini.pytorch:OgbgMiniWorkload",
             "jax": "algoperf_workloads.ogbg_mini.jax:OgbgMiniWorkload",
         },
-        # Calibrated with 3 seeds only, and the benchmark's own seed met the target at 91% of the budget
-        # (16.5 of 18.1 s): it runs only when named until a 5-seed calibration settles the budget.
-        in_default_suite=False,
     ),
 ]

@@ -107,14 +107,6 @@ class GNN(nn.Module):
         return nn.Dense(self.num_tasks, name="decoder")(globals_)
 
 
-def parameter_type(path: tuple[Any, ...], _: Any) -> ParameterType:
-    """Dense kernels and biases, layer-norm scales and biases: the types AlgoPerf's ogbg reports."""
-    is_norm = str(path[-2].key).startswith("norm_")
-    if path[-1].key in ("kernel", "scale"):
-        return ParameterType.LAYER_NORM_SCALE if is_norm else ParameterType.WEIGHT
-    return ParameterType.LAYER_NORM_BIAS if is_norm else ParameterType.BIAS
-
-
 def example_graph() -> Graph:
     """A one-graph batch with one edge: enough for Flax to infer every shape at init."""
     return {
@@ -149,18 +141,15 @@ class OgbgMiniWorkload(JaxArrays, BaseOgbgMiniWorkload):
                 compiler_options={"xla_backend_optimization_level": 0}
             )
         params = self._compiled_inits[signature](rng, graph)
-        self._param_shapes = jax.tree.map(jnp.shape, params)
+        self.record_param_shapes(params)
         return params, None
 
-    @property
-    def param_shapes(self) -> Any:
-        return self._param_shapes
-
-    @property
-    def model_params_types(self) -> Any:
-        return jax.tree_util.tree_map_with_path(
-            parameter_type, self.param_shapes, is_leaf=lambda x: isinstance(x, tuple)
-        )
+    def param_type(self, names: tuple[str, ...]) -> ParameterType:
+        """Dense kernels and biases, layer-norm scales and biases: the types AlgoPerf's ogbg reports."""
+        is_norm = names[-2].startswith("norm_")
+        if names[-1] in ("kernel", "scale"):
+            return ParameterType.LAYER_NORM_SCALE if is_norm else ParameterType.WEIGHT
+        return ParameterType.LAYER_NORM_BIAS if is_norm else ParameterType.BIAS
 
     def is_output_params(self, param_name: str) -> bool:
         return param_name.startswith("decoder")

@@ -127,28 +127,19 @@ class GNN(nn.Module):
         return self.decoder(globals_)
 
 
-def parameter_type(name: str) -> ParameterType:
-    """Dense weights and biases, layer-norm scales and biases: the types AlgoPerf's ogbg reports."""
-    is_norm = ".norm_" in name
-    if name.endswith("weight"):
-        return ParameterType.LAYER_NORM_SCALE if is_norm else ParameterType.WEIGHT
-    return ParameterType.LAYER_NORM_BIAS if is_norm else ParameterType.BIAS
-
-
 class OgbgMiniWorkload(TorchArrays, BaseOgbgMiniWorkload):
     def init_model_fn(self, rng: Any) -> tuple[nn.Module, None]:
         torch.manual_seed(to_seed(rng))
         model = GNN(self.num_tasks).to(self.device)
-        self._param_shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+        self.record_param_shapes(model)
         return model, None
 
-    @property
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return self._param_shapes
-
-    @property
-    def model_params_types(self) -> dict[str, ParameterType]:
-        return {name: parameter_type(name) for name in self.param_shapes}
+    def param_type(self, name: str) -> ParameterType:
+        """Dense weights and biases, layer-norm scales and biases: the types AlgoPerf's ogbg reports."""
+        is_norm = ".norm_" in name
+        if name.endswith("weight"):
+            return ParameterType.LAYER_NORM_SCALE if is_norm else ParameterType.WEIGHT
+        return ParameterType.LAYER_NORM_BIAS if is_norm else ParameterType.BIAS
 
     def is_output_params(self, param_name: str) -> bool:
         return param_name.startswith("decoder.")

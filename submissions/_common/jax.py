@@ -1,0 +1,137 @@
+"""The JAX side of the baselines: one jitted training step around any optax transformation, the
+schedules as optax builds them, and AlgoPerf's input-queue data selection.
+
+``optimizer_state`` is ``(optax state, update function)``: the update function is a static argument of the
+jitted step, so each optimizer compiles its own step once."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import optax
+
+from pytest_algoperf.spec import ForwardPassMode
+
+
+def warmup_cosine(hyperparameters: Any, step_hint: int) -> optax.Schedule:
+    """Linear warmup over ``warmup_factor`` of ``step_hint``, then cosine decay to 0 at ``step_hint``."""
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=hyperparameters.learning_rate,
+        warmup_steps=int(hyperparameters.warmup_factor * step_hint),
+        decay_steps=step_hint,
+        end_value=0.0,
+    )
+
+
+def warmup_linear_decay(hyperparameters: Any, step_hint: int) -> optax.Schedule:
+    """AlgoPerf's SGD baselines' schedule: linear warmup, then linear decay to ``end_factor`` x the peak at
+    ``decay_steps_factor`` x ``step_hint``, then flat."""
+    peak = hyperparameters.learning_rate
+    warmup_steps = int(hyperparameters.warmup_factor * step_hint)
+    decay_steps = max(int(hyperparameters.decay_steps_factor * step_hint) - warmup_steps, 1)
+    return optax.join_schedules(
+        [
+            optax.linear_schedule(0.0, peak, warmup_steps),
+            optax.linear_schedule(peak, peak * hyperparameters.end_factor, decay_steps),
+        ],
+        [warmup_steps],
+    )
+
+
+def with_grad_clip(hyperparameters: Any, optimizer: optax.GradientTransformation) -> Any:
+    """Clip the global gradient norm first when the point sets ``grad_clip``."""
+    grad_clip = getattr(hyperparameters, "grad_clip", None)
+    if grad_clip is None:
+        return optimizer
+    return optax.chain(optax.clip_by_global_norm(grad_clip), optimizer)
+
+
+def sgd(hyperparameters: Any, step_hint: int, nesterov: bool) -> optax.GradientTransformation:
+    """AlgoPerf's SGD baselines: L2 weight decay added to the gradient first, as torch.optim.SGD does."""
+    return optax.chain(
+        optax.add_decayed_weights(hyperparameters.weight_decay),
+        optax.sgd(
+            learning_rate=warmup_linear_decay(hyperparameters, step_hint),
+            momentum=1.0 - hyperparameters.one_minus_beta1,
+            nesterov=nesterov,
+        ),
+    )
+
+
+def optimizer_state(optimizer: optax.GradientTransformation, model_params: Any) -> tuple[Any, Any]:
+    return optimizer.init(model_params), optimizer.update
+
+
+# label_smoothing and dropout_rate are static: Python floats, so models may use them in Python control flow.
+@functools.partial(jax.jit, static_argnums=(0, 1, 7, 8))
+def _train_step(
+    workload: Any,
+    update_fn: Any,
+    model_state: Any,
+    optax_state: Any,
+    params: Any,
+    batch: dict[str, Any],
+    rng: Any,
+    label_smoothing: float,
+    dropout_rate: float | None,
+) -> tuple[Any, Any, Any, jax.Array]:
+    def loss_fn(params: Any) -> tuple[jax.Array, Any]:
+        logits, new_model_state = workload.model_fn(
+            params,
+            batch,
+            model_state,
+            ForwardPassMode.TRAIN,
+            rng,
+            update_batch_norm=True,
+            dropout_rate=dropout_rate,
+        )
+        loss_dict = workload.loss_fn(batch["targets"], logits, batch.get("weights"), label_smoothing)
+        return loss_dict["summed"] / loss_dict["n_valid_examples"], new_model_state
+
+    (loss, new_model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, new_optax_state = update_fn(grads, optax_state, params)
+    return new_optax_state, optax.apply_updates(params, updates), new_model_state, loss
+
+
+def update_params(
+    workload: Any,
+    current_param_container: Any,
+    current_params_types: Any,
+    model_state: Any,
+    hyperparameters: Any,
+    batch: dict[str, Any],
+    loss_type: Any,
+    optimizer_state: Any,
+    eval_results: list,
+    global_step: int,
+    rng: Any,
+) -> tuple[Any, Any, Any]:
+    optax_state, update_fn = optimizer_state
+    new_optax_state, new_params, new_model_state, _ = _train_step(
+        workload,
+        update_fn,
+        model_state,
+        optax_state,
+        current_param_container,
+        batch,
+        rng,
+        getattr(hyperparameters, "label_smoothing", 0.0),
+        getattr(hyperparameters, "dropout_rate", None),
+    )
+    return (new_optax_state, update_fn), new_params, new_model_state
+
+
+def data_selection(
+    workload: Any,
+    input_queue: Any,
+    optimizer_state: Any,
+    current_param_container: Any,
+    model_state: Any,
+    hyperparameters: Any,
+    global_step: int,
+    rng: Any,
+) -> dict[str, Any]:
+    return next(input_queue)

@@ -1,0 +1,20 @@
+"""SGD with heavy-ball momentum (AlgoPerf's momentum baseline), torch.optim.SGD: L2 weight decay,
+linear warmup then linear decay, optional gradient clipping (see algoperf_submissions._common)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from algoperf_submissions._common import batch_size
+from algoperf_submissions._common.pytorch import data_selection, sgd_optimizer_state, update_params
+
+__all__ = ["data_selection", "get_batch_size", "init_optimizer_state", "update_params"]
+
+get_batch_size = functools.partial(batch_size, "momentum")
+
+
+def init_optimizer_state(
+    workload: Any, model_params: Any, model_state: Any, hyperparameters: Any, rng: Any
+) -> dict[str, Any]:
+    return sgd_optimizer_state(workload, model_params, hyperparameters, nesterov=False)

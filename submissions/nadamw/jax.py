@@ -1,0 +1,35 @@
+"""NAdamW, AlgoPerf's current baseline (optax.nadamw): Nesterov Adam with decoupled weight decay, linear
+warmup then cosine decay over ``workload.step_hint``, optional global-norm gradient clipping."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import optax
+
+from algoperf_submissions._common import batch_size
+from algoperf_submissions._common.jax import (
+    data_selection,
+    optimizer_state,
+    update_params,
+    warmup_cosine,
+    with_grad_clip,
+)
+
+__all__ = ["data_selection", "get_batch_size", "init_optimizer_state", "update_params"]
+
+get_batch_size = functools.partial(batch_size, "nadamw")
+
+
+def init_optimizer_state(
+    workload: Any, model_params: Any, model_state: Any, hyperparameters: Any, rng: Any
+) -> tuple[Any, Any]:
+    optimizer = optax.nadamw(
+        learning_rate=warmup_cosine(hyperparameters, workload.step_hint),
+        b1=1.0 - hyperparameters.one_minus_beta1,
+        b2=hyperparameters.beta2,
+        eps=1e-8,
+        weight_decay=hyperparameters.weight_decay,
+    )
+    return optimizer_state(with_grad_clip(hyperparameters, optimizer), model_params)

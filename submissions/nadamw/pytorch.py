@@ -1,0 +1,42 @@
+"""NAdamW, AlgoPerf's current baseline: Nesterov Adam with decoupled weight decay, linear warmup then
+cosine decay over ``workload.step_hint``, optional global-norm gradient clipping (``grad_clip``).
+
+torch.optim.NAdam with ``decoupled_weight_decay=True`` is NAdamW once its momentum schedule is switched off:
+an infinite ``momentum_decay`` makes Dozat's mu_t the constant beta1, and the update is then optax.nadamw's
+step for step (tests/test_baselines.py checks it).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+
+from algoperf_submissions._common import batch_size
+from algoperf_submissions._common.pytorch import data_selection, optimizer_state, update_params
+from pytest_algoperf.schedules import warmup_cosine_factor
+
+__all__ = ["data_selection", "get_batch_size", "init_optimizer_state", "update_params"]
+
+get_batch_size = functools.partial(batch_size, "nadamw")
+
+
+def init_optimizer_state(
+    workload: Any, model_params: Any, model_state: Any, hyperparameters: Any, rng: Any
+) -> dict[str, Any]:
+    optimizer = torch.optim.NAdam(
+        model_params.parameters(),
+        lr=hyperparameters.learning_rate,
+        betas=(1.0 - hyperparameters.one_minus_beta1, hyperparameters.beta2),
+        eps=1e-8,
+        weight_decay=hyperparameters.weight_decay,
+        momentum_decay=float("inf"),
+        decoupled_weight_decay=True,
+    )
+    schedule = functools.partial(
+        warmup_cosine_factor,
+        warmup_steps=int(hyperparameters.warmup_factor * workload.step_hint),
+        decay_steps=workload.step_hint,
+    )
+    return optimizer_state(optimizer, schedule)

@@ -1,0 +1,103 @@
+"""The target-setting tool (``python -m pytest_algoperf.calibrate``): runs of a fixed number of steps, the
+rule that turns reruns into targets and a budget, resuming from the progress file, and quick mode on mnist
+reproducing the committed mnist targets."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from tiny import TinyWorkload, load_tiny_submission, tiny_hyperparameters
+
+from pytest_algoperf import calibrate
+from pytest_algoperf.calibrate import Trial, targets_from_reruns
+from pytest_algoperf.frameworks import get_adapter
+from pytest_algoperf.loop import RunSettings, run_benchmark
+from pytest_algoperf.results import RunResult
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK_MNIST = (
+    "--workload mnist --max-steps 600 --eval-every-steps 50 --eval-period-sec 0.05 --target-quantile 0"
+)
+
+
+class UnreachableTinyWorkload(TinyWorkload):
+    validation_target_value = 1.01
+
+
+def test_a_run_with_max_steps_trains_exactly_that_many_and_evaluates_the_last(tmp_path: Path) -> None:
+    result = RunResult("tiny-steps", "tinysgd", "pytorch", "tiny", seed=0)
+    settings = RunSettings(
+        seed=0, hyperparameters=tiny_hyperparameters(), budget_sec=math.inf, eval_every_steps=5, max_steps=12
+    )
+    submission = load_tiny_submission(tmp_path)
+    run_benchmark(UnreachableTinyWorkload(), submission, get_adapter("pytorch"), settings, result)
+    assert result.stop_reason == "step limit"
+    assert result.global_step == 12
+    assert result.evals[-1].global_step == 12
+
+
+def trial(framework: str, seed: int, best: float, times_and_values: list[tuple[float, float]]) -> Trial:
+    return Trial("adamw", framework, {"learning_rate": 0.1}, seed, best, best - 0.01, 100.0, times_and_values)
+
+
+def test_targets_are_the_median_best_the_worst_test_that_met_it_and_4_3_of_the_slowest_median() -> None:
+    reruns = [
+        trial("pytorch", 0, 0.90, [(1.0, 0.5), (2.0, 0.90)]),
+        trial("pytorch", 1, 0.80, [(1.0, 0.5), (3.0, 0.80)]),
+        trial("pytorch", 2, 0.95, [(1.0, 0.5), (4.0, 0.95)]),
+        trial("jax", 0, 0.92, [(5.0, 0.92)]),
+        trial("jax", 1, 0.70, [(6.0, 0.70)]),
+    ]
+    args = SimpleNamespace(target_quantile=0.5, eval_period_sec=0.5, argv=["--workload", "tiny"])
+    values = targets_from_reruns(args, TinyWorkload(), reruns[0], reruns[:1], reruns)
+    assert values["validation_target"] == 0.90  # the median of 0.90, 0.80, 0.95, 0.92, 0.70
+    assert values["test_target"] == pytest.approx(0.89)  # the worst best test value of the three that met it
+    # pytorch meets 0.90 at 2.0 s and 4.0 s (median 3.0), jax at 5.0 s: the budget is 4/3 x 5.0
+    assert values["max_allowed_runtime_sec"] == pytest.approx(6.67)
+    assert values["command"] == "python -m pytest_algoperf.calibrate --workload tiny"
+
+
+def test_quick_mode_on_mnist_reproduces_the_committed_targets_within_two_percent(tmp_path: Path) -> None:
+    output = tmp_path / "calibration.json"
+    argv = [*QUICK_MNIST.split(), "--quick", "--write", "--output", str(output)]
+    argv += ["--progress", str(tmp_path / "p.json")]
+    assert calibrate.main(argv) == 0
+    written = json.loads(output.read_text())["digits"]
+    committed = json.loads((ROOT / "workloads" / "mnist" / "calibration.json").read_text())["digits"]
+    for name in ("validation_target", "test_target"):
+        assert written[name] == pytest.approx(committed[name], rel=0.02)
+    assert written["step_hint"] == committed["step_hint"]
+    assert written["measured"]["point"]["learning_rate"] == 0.002  # adamw's tuned default: a one-point sweep
+
+
+def test_a_second_run_of_the_same_command_resumes_from_the_progress_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    progress = tmp_path / "p.json"
+    argv = [*QUICK_MNIST.split(), "--quick", "--progress", str(progress)]
+    calibrate.main(argv)
+    first = json.loads(capsys.readouterr().out)
+    assert len(json.loads(progress.read_text())["trials"]) == 3  # one sweep point, two seeds
+
+    def must_not_train(*args: object) -> Trial:
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(calibrate, "train_without_target", must_not_train)
+    calibrate.main(argv)
+    captured = capsys.readouterr()
+    assert "resuming from" in captured.err and "3 runs already done" in captured.err
+    resumed = json.loads(captured.out)
+    assert resumed["validation_target"] == first["validation_target"]
+    assert resumed["measured"]["reruns"] == first["measured"]["reruns"]
+
+    with pytest.raises(AssertionError, match="trained again"):  # other run arguments: nothing is reused
+        calibrate.main([*argv, "--threads", "2"])
+
+
+def test_an_unknown_workload_is_a_clear_error() -> None:
+    with pytest.raises(SystemExit, match=r"unknown workload 'nope'; built-in ones: .*mnist"):
+        calibrate.main(["--workload", "nope", "--max-steps", "1", "--eval-period-sec", "1"])
