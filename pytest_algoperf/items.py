@@ -62,6 +62,8 @@ class BenchmarkItem(pytest.Item):
         self.plan = plan
         self.result: RunResult | None = None
         self.extra_keyword_matches.update({plan.submission_name, plan.framework, plan.workload})
+        if plan.base_workload:  # -k "ogbg_mini and not variant" selects the base workload alone
+            self.extra_keyword_matches.update({plan.base_workload, "variant"})
 
     def setup(self) -> None:
         # Data generation and loading are setup, outside the clock (and cached for later runs).

@@ -43,6 +43,12 @@ OPTIONS = [
         "--algoperf-framework", "pytorch or jax, or a comma list of both (default: pytorch)", "pytorch"
     ),
     OptionSpec("--algoperf-workloads", "comma list of workloads (default: every base workload)", ""),
+    OptionSpec(
+        "--algoperf-variants",
+        "workload variants to run besides their base workloads: none (default), all, held-out (one per "
+        "workload, drawn from the session seed) or a comma list of variant names",
+        "none",
+    ),
     OptionSpec("--algoperf-device", "auto, cpu or cuda (default: auto)", "auto"),
     OptionSpec("--algoperf-seed", "session seed from which every run's seed derives (default: 0)", "0"),
     OptionSpec(
@@ -117,6 +123,7 @@ class Settings:
     studies: int = 1
     reference_submission: str | None = None
     variant_scoring: str = "v0.6"
+    variants: str = "none"  # none, all, held-out or a comma list of variant names
 
     @property
     def benchmarking(self) -> bool:
@@ -178,6 +185,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         studies=_number("--algoperf-studies", raw["algoperf_studies"], int, minimum=1),
         reference_submission=raw["algoperf_reference_submission"] or None,
         variant_scoring=raw["algoperf_variant_scoring"],
+        variants=",".join(_comma_list(raw["algoperf_variants"])) or "none",
     )
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Iterator, Mapping
+import random
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import algoperf_workloads
@@ -69,6 +71,41 @@ class WorkloadRegistry:
     def base_names(self) -> list[str]:
         """The workloads a session runs when none are named: calibrated base workloads."""
         return [e.name for e in self if not e.is_variant and e.in_default_suite]
+
+    def variants_of(self, base: str) -> list[str]:
+        return sorted(e.name for e in self if e.is_variant and e.base_name == base)
+
+    def select(self, named: Sequence[str], variants: str, seed: int) -> list[str]:
+        """The session's workloads in order, each base workload followed by its selected variants.
+
+        ``named`` are the ``--algoperf-workloads`` (default: the default suite), which may name variants
+        directly. ``variants`` is ``none``, ``all``, ``held-out`` (one variant per base workload, drawn
+        from the session seed, as AlgoPerf v0.5 held out one per workload) or a comma list of variants.
+        Raises ValueError naming unknown variants.
+        """
+        names = list(named) or self.base_names()
+        chosen: dict[str, list[str]] = {name: [] for name in names}
+        if variants == "all":
+            for name in names:
+                chosen[name] = self.variants_of(name)
+        elif variants == "held-out":
+            for name in names:
+                candidates = self.variants_of(name)
+                if candidates:
+                    chosen[name] = [random.Random(zlib.crc32(f"{seed}/{name}".encode())).choice(candidates)]
+        elif variants != "none":
+            listed = [v.strip() for v in variants.split(",") if v.strip()]
+            unknown = [v for v in listed if v not in self.entries or not self.entries[v].is_variant]
+            if unknown:
+                known = ", ".join(e.name for e in self if e.is_variant) or "none are registered"
+                raise ValueError(f"unknown variant {', '.join(unknown)}; known variants: {known}")
+            for variant in listed:
+                chosen.setdefault(self.entries[variant].base_name, []).append(variant)
+        ordered = []
+        for base, selected in chosen.items():
+            ordered += [base] if base in names else []
+            ordered += [v for v in selected if v not in ordered]
+        return list(dict.fromkeys(ordered))
 
 
 def builtin_entries() -> list[WorkloadEntry]:

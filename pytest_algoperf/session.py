@@ -43,6 +43,7 @@ class PlannedRun:
     trials_in_study: int = 1
     show_study_and_trial: bool = False
     skip_reason: str | None = None
+    base_workload: str = ""  # set for a variant: the workload it varies
 
     @property
     def test_id(self) -> str:
@@ -68,6 +69,7 @@ class AlgoPerfSession:
     threads: int | None = None  # CPU threads per framework in this process
     group: ProcessGroup = SINGLE_PROCESS  # the torchrun ranks this process trains with
     results: list[RunResult] = field(default_factory=list)
+    workload_names: list[str] = field(default_factory=list)  # base workloads and selected variants, in order
     _workloads: dict[tuple[str, str], Workload] = field(default_factory=dict)
     _points: dict[Any, list[list[Any]]] = field(default_factory=dict)
 
@@ -82,10 +84,16 @@ class AlgoPerfSession:
         limit_xla_threads(self.threads)
         unknown = [name for name in self.settings.workloads if name not in self.registry]
         if unknown:
-            known = ", ".join(entry.name for entry in self.registry)
+            known = ", ".join(entry.name for entry in self.registry if not entry.is_variant)
             raise pytest.UsageError(
                 f"--algoperf-workloads: unknown workload {', '.join(unknown)}; known: {known}"
             )
+        try:
+            self.workload_names = self.registry.select(
+                self.settings.workloads, self.settings.variants, self.settings.seed
+            )
+        except ValueError as error:
+            raise pytest.UsageError(f"--algoperf-variants: {error}") from None
         for framework in self.settings.frameworks:
             try:
                 self.devices[framework] = get_adapter(framework).select_device(self.settings.device)
@@ -142,7 +150,7 @@ class AlgoPerfSession:
     def planned_runs(self) -> list[PlannedRun]:
         """Every (submission, framework, workload, study, trial), in that nesting order."""
         s = self.settings
-        names = list(s.workloads) or self.registry.base_names()
+        names = self.workload_names
         trials = trials_per_study(s.ruleset, s.trials)
         runs = []
         for spec in s.submissions:
@@ -165,10 +173,15 @@ class AlgoPerfSession:
                                 trials_in_study=trials,
                                 show_study_and_trial=s.studies * trials > 1,
                                 skip_reason=skip,
+                                base_workload=self._base_of_variant(name),
                             )
                         )
         _check_unique_ids(runs)
         return runs
+
+    def _base_of_variant(self, name: str) -> str:
+        entry = self.registry[name]
+        return entry.base_name if entry.is_variant else ""
 
     def _skip_reason(self, name: str, framework: str) -> str | None:
         entry = self.registry[name]

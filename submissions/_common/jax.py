@@ -61,6 +61,12 @@ def sgd(hyperparameters: Any, step_hint: int, nesterov: bool) -> optax.GradientT
     )
 
 
+def sgd_optimizer_state(workload: Any, model_params: Any, hyperparameters: Any, nesterov: bool) -> tuple:
+    """The SGD baselines' optimizer_state: ``sgd`` with optional clipping, initialised on the parameters."""
+    optimizer = sgd(hyperparameters, workload.step_hint, nesterov)
+    return optimizer_state(with_grad_clip(hyperparameters, optimizer), model_params)
+
+
 def optimizer_state(optimizer: optax.GradientTransformation, model_params: Any) -> tuple[Any, Any]:
     return optimizer.init(model_params), optimizer.update
 

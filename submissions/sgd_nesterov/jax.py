@@ -7,13 +7,7 @@ import functools
 from typing import Any
 
 from algoperf_submissions._common import batch_size
-from algoperf_submissions._common.jax import (
-    data_selection,
-    optimizer_state,
-    sgd,
-    update_params,
-    with_grad_clip,
-)
+from algoperf_submissions._common.jax import data_selection, sgd_optimizer_state, update_params
 
 __all__ = ["data_selection", "get_batch_size", "init_optimizer_state", "update_params"]
 
@@ -23,5 +17,4 @@ get_batch_size = functools.partial(batch_size, "sgd_nesterov")
 def init_optimizer_state(
     workload: Any, model_params: Any, model_state: Any, hyperparameters: Any, rng: Any
 ) -> tuple[Any, Any]:
-    optimizer = sgd(hyperparameters, workload.step_hint, nesterov=True)
-    return optimizer_state(with_grad_clip(hyperparameters, optimizer), model_params)
+    return sgd_optimizer_state(workload, model_params, hyperparameters, nesterov=True)
