@@ -49,16 +49,22 @@ def test_targets_are_the_median_best_the_worst_test_that_met_it_and_4_3_of_the_s
         trial("pytorch", 0, 0.90, [(1.0, 0.5), (2.0, 0.90)]),
         trial("pytorch", 1, 0.80, [(1.0, 0.5), (3.0, 0.80)]),
         trial("pytorch", 2, 0.95, [(1.0, 0.5), (4.0, 0.95)]),
-        trial("jax", 0, 0.92, [(5.0, 0.92)]),
+        trial("jax", 0, 0.92, [(3.5, 0.92)]),
         trial("jax", 1, 0.70, [(6.0, 0.70)]),
     ]
-    args = SimpleNamespace(target_quantile=0.5, eval_period_sec=0.5, argv=["--workload", "tiny"])
+    args = SimpleNamespace(
+        target_quantile=0.5, budget_quantile=0.5, eval_period_sec=0.5, argv=["--workload", "tiny"]
+    )
     values = targets_from_reruns(args, TinyWorkload(), reruns[0], reruns[:1], reruns)
     assert values["validation_target"] == 0.90  # the median of 0.90, 0.80, 0.95, 0.92, 0.70
     assert values["test_target"] == pytest.approx(0.89)  # the worst best test value of the three that met it
-    # pytorch meets 0.90 at 2.0 s and 4.0 s (median 3.0), jax at 5.0 s: the budget is 4/3 x 5.0
-    assert values["max_allowed_runtime_sec"] == pytest.approx(6.67)
+    # pytorch meets 0.90 at 2.0 s and 4.0 s (median 3.0), jax at 3.5 s: the budget is 4/3 x 3.5
+    assert values["max_allowed_runtime_sec"] == pytest.approx(4.67)
     assert values["command"] == "python -m pytest_algoperf.calibrate --workload tiny"
+    args.budget_quantile = 1.0  # the slowest rerun that met the target: pytorch's 4.0 s
+    assert targets_from_reruns(args, TinyWorkload(), reruns[0], reruns[:1], reruns)[
+        "max_allowed_runtime_sec"
+    ] == (pytest.approx(5.33))
 
 
 def test_quick_mode_on_mnist_reproduces_the_committed_targets_within_two_percent(tmp_path: Path) -> None:
