@@ -1,0 +1,136 @@
+"""The framework-neutral part of wmt_mini: sizes, data, targets, budget, the loss reference and BLEU in numpy.
+
+AlgoPerf's wmt trains an encoder-decoder Transformer (Flax's WMT example) on WMT17 de-en and scores the
+BLEU of beam-searched translations. This analog keeps the model family at CPU size (see ``data.py`` for the
+synthetic language pair):
+
+- one embedding table shared by source and target tokens, which is also the output projection (logits are
+  the decoder's final states times the embedding matrix, divided by sqrt(width), as AlgoPerf does);
+- fixed sinusoidal position embeddings (AlgoPerf's default, ``posemb_init=None``: no position parameters);
+- ``NUM_LAYERS`` pre-layernorm encoder blocks (self-attention, ReLU MLP) and decoder blocks (causal
+  self-attention, encoder-decoder attention, ReLU MLP), a final layernorm on each side; attention
+  projections without biases, Xavier-uniform kernels, N(0, 1e-6) MLP biases, N(0, 1) embeddings;
+- padding masks from token id 0 on both sides, a causal mask in the decoder, teacher forcing on the targets
+  shifted right by one (the first decoder input is 0);
+- ``dropout_rate`` is a ``model_fn`` argument (None: ``DEFAULT_DROPOUT_RATE``, AlgoPerf's 0.1), applied to
+  the embeddings, the attention weights, each residual branch and the MLP hidden layer;
+- softmax cross-entropy over the shared vocabulary with optax-style label smoothing, weighted by the
+  target padding mask (``n_valid_examples`` counts target tokens, as AlgoPerf's wmt does).
+
+Deviations at this scale: the MLP is 4x the width (AlgoPerf's wmt uses 1x at width 1024); evaluation decodes
+greedily instead of with beam search (the task has one right answer), for ``MAX_LENGTH`` positions.
+
+Metrics per split (the ``train`` subset, validation, test): ``loss`` (teacher-forced cross-entropy per target
+token, no smoothing), ``accuracy`` (teacher-forced next-token accuracy) and ``bleu``, sacrebleu's corpus BLEU
+of the greedy translations against the references, on token ids (``tokenize="none"``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sacrebleu
+
+from algoperf_workloads.wmt_mini import data
+from pytest_algoperf.array_workload import ArrayWorkload
+from pytest_algoperf.spec import LossType
+
+WIDTH = 64
+NUM_HEADS = 4
+MLP_DIM = 256
+NUM_LAYERS = 2
+MAX_LENGTH = data.MAX_LENGTH
+VOCAB_SIZE = data.VOCAB_SIZE
+DEFAULT_DROPOUT_RATE = 0.1  # AlgoPerf's wmt default when the submission passes dropout_rate=None
+LAYER_NORM_EPSILON = 1e-6  # Flax's default; PyTorch's layers are given it explicitly
+BIAS_INIT_STDDEV = 1e-6  # AlgoPerf's wmt bias_init
+NUM_EVAL_TRAIN_EXAMPLES = 500
+EVAL_BATCH_SIZE = 500  # divides every eval split, so JAX compiles one eval shape
+
+
+def sinusoidal_positions(length: int = MAX_LENGTH, width: int = WIDTH) -> np.ndarray:
+    """AlgoPerf's ``sinusoidal_init`` table, ``(length, width)``: sines in the first half of the features,
+    cosines in the second, timescales from 1 to 10,000."""
+    position = np.arange(length)[:, None]
+    scale = -np.log(10_000.0) / (width // 2 - 1)
+    frequencies = np.exp(np.arange(width // 2) * scale)
+    table = np.zeros((length, width), np.float32)
+    table[:, : width // 2] = np.sin(position * frequencies)
+    table[:, width // 2 : 2 * (width // 2)] = np.cos(position * frequencies)
+    return table
+
+
+def cross_entropy(
+    logits: np.ndarray, targets: np.ndarray, weights: np.ndarray, label_smoothing: float = 0.0
+) -> np.ndarray:
+    """Per-token loss, zero where ``weights`` is 0: the numpy reference of both frameworks' ``loss_fn``.
+
+    Targets are smoothed as ``optax.smooth_labels`` does (AlgoPerf's wmt): ``(1 - s) * one_hot + s / V``.
+    """
+    logits = logits.astype(np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    vocab = logits.shape[-1]
+    picked = np.take_along_axis(log_probs, targets[..., None].astype(np.int64), axis=-1)[..., 0]
+    losses = -(1.0 - label_smoothing) * picked - label_smoothing / vocab * log_probs.sum(axis=-1)
+    return np.where(weights > 0, losses, 0.0)
+
+
+def corpus_bleu(hypotheses: list[list[int]], references: list[list[int]]) -> float:
+    """sacrebleu's corpus BLEU (0-100) of token-id sentences, one reference each, no re-tokenisation."""
+
+    def text(sentence: list[int]) -> str:
+        return " ".join(map(str, sentence))
+
+    score = sacrebleu.corpus_bleu(
+        [text(h) for h in hypotheses], [[text(r) for r in references]], tokenize="none"
+    )
+    return float(score.score)
+
+
+class BaseWmtMiniWorkload(ArrayWorkload):
+    """wmt_mini without a framework: the framework modules add the Transformer, its loss and
+    ``eval_batch``, which returns per-batch sums and the greedy translations as numpy arrays."""
+
+    name = "wmt_mini"
+    base_name = "wmt_mini"
+    calibration_file = Path(__file__).with_name("calibration.json")
+    target_metric_name = "bleu"
+    loss_type = LossType.SOFTMAX_CROSS_ENTROPY
+    eval_batch_size = EVAL_BATCH_SIZE
+    vocab_size = VOCAB_SIZE
+
+    def split(self, split: str) -> data.TranslationSplit:
+        return data.load_split(split)
+
+    def split_arrays(self, split: str) -> dict[str, np.ndarray]:
+        return self.split(split).arrays()
+
+    @property
+    def num_train_examples(self) -> int:
+        return len(self.split("train"))
+
+    @property
+    def num_eval_train_examples(self) -> int:
+        return min(NUM_EVAL_TRAIN_EXAMPLES, self.num_train_examples)
+
+    @property
+    def num_validation_examples(self) -> int:
+        return len(self.split("validation"))
+
+    @property
+    def num_test_examples(self) -> int:
+        return len(self.split("test"))
+
+    def summarize_eval(self, totals: dict[str, Any], num_examples: int) -> dict[str, float]:
+        hypotheses, references = totals["hypotheses"], totals["references"]
+        if len(hypotheses) != num_examples:
+            raise AssertionError(f"eval translated {len(hypotheses)} sentences, expected {num_examples}")
+        tokens = max(totals["tokens"], 1.0)
+        return {
+            "loss": totals["loss"] / tokens,
+            "accuracy": totals["correct"] / tokens,
+            "bleu": corpus_bleu([data.strip(h) for h in hypotheses], [data.strip(r) for r in references]),
+        }
