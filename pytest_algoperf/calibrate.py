@@ -7,16 +7,19 @@
    tuned default first; ranges: Halton points) train in the first framework with seed 0 for ``--budget-sec``
    or ``--max-steps``, without stopping at a target; the (submission, point) with the best validation value
    wins (the first on ties).
-2. Reruns: the winner trains again with ``--seeds`` seeds in every framework.
+2. Reruns: the winner trains again with ``--seeds`` seeds in every framework (its sweep run is the rerun
+   with seed 0 in the first framework).
 3. Validation target = median of the reruns' best validation values (``--target-quantile`` changes the
    share of reruns allowed to fall short: a documented deviation for tiny validation sets); test target =
    the worst of the best test values among the reruns that met it; budget = 4/3 of the slowest
    framework's median time to that target (so the baseline meets it at about 3/4 of the budget;
-   ``--budget-quantile 1`` takes each framework's slowest rerun instead of the median);
+   ``--budget-quantile 1`` takes each framework's slowest rerun instead of the median; ``--min-budget-sec``
+   puts a floor under it);
    step_hint stays the one the runs used (the schedules were sized by it, so the targets hold only with it);
    the steps the fastest framework takes in the budget are recorded beside it, to revise it by hand.
 4. The entry is written to the workload's ``calibration.json`` (or ``--output``) with this command, the
-   machine and the date.
+   machine and the date. A variant's entry keeps the targets only: its budget is its base workload's, and
+   its runs already used the base workload's step_hint.
 
 Evaluations are step-based (``--eval-every-steps``), and ``--max-steps`` makes the runs themselves
 independent of the machine's load, so the targets are reproducible; only the budget depends on speed.
@@ -42,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_algoperf.calibration import CalibratedWorkload
+from pytest_algoperf.calibration import BUDGET_KEYS, CalibratedWorkload, CalibrationError, load_calibration
 from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.loop import RunSettings, run_benchmark
 from pytest_algoperf.registry import WorkloadEntry, builtin_entries
@@ -131,9 +134,11 @@ def train_without_target(
 ) -> Trial:
     """One run over the whole budget or step count: the targets are set out of reach so nothing stops it."""
     unreachable = math.inf if workload.target_metric_higher_is_better else -math.inf
-    workload.calibration = replace(
-        workload.calibration, validation_target=unreachable, test_target=unreachable
-    )
+    try:
+        calibration = workload.calibration
+    except CalibrationError:  # a new variant: no targets yet, and it needs none to train (its base's budget)
+        calibration = load_calibration(workload.calibration_file, workload.base_name)
+    workload.calibration = replace(calibration, validation_target=unreachable, test_target=unreachable)
     submission = load_submission(resolve_submission(submission_name, framework, Path.cwd()))
     result = RunResult("calibration", submission.name, framework, workload.name, seed)
     settings = RunSettings(
@@ -202,6 +207,8 @@ def calibrate(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
                 seed,
                 args,
             )
+            if framework == frameworks[0] and seed == 0:  # the sweep ran this very run
+                train = functools.partial(replace, winner)
             trial = progress.run(key, train)
             reruns.append(trial)
             counter.say(
@@ -236,10 +243,10 @@ def targets_from_reruns(
         )
         for f in frameworks
     )
-    budget = round(slowest * 4 / 3, 2)
+    budget = round(max(slowest * 4 / 3, args.min_budget_sec), 2)
     return {
-        "validation_target": round(validation_target, 6),
-        "test_target": round(test_target, 6),
+        "validation_target": _round_leniently(validation_target, higher),
+        "test_target": _round_leniently(test_target, higher),
         "max_allowed_runtime_sec": budget,
         "eval_period_time_sec": args.eval_period_sec,
         "step_hint": workload.step_hint,
@@ -262,6 +269,13 @@ def targets_from_reruns(
             ],
         },
     }
+
+
+def _round_leniently(target: float, higher_is_better: bool) -> float:
+    """``target`` to 6 decimals, rounded towards the easier side, so that the reruns that met the unrounded
+    target still meet the written one (0.42361348, lower is better, becomes 0.423614, not 0.423613)."""
+    scaled = target * 1e6
+    return (math.floor(scaled) if higher_is_better else math.ceil(scaled)) / 1e6
 
 
 def target_quantile(best_values: list[float], quantile: float, higher_is_better: bool) -> float:
@@ -327,6 +341,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "1: the slowest rerun that met the target)",
     )
     parser.add_argument(
+        "--min-budget-sec",
+        type=float,
+        default=0.0,
+        help="a floor under the budget, for dev workloads whose time to target is too short to absorb "
+        "compilation or communication (mnist: 10, as AlgoPerf gives its mnist a budget far above need)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=1, help="CPU threads (default 1: steady timings beside other load)"
     )
     parser.add_argument("--data-dir", default=None)
@@ -357,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         workload = entry.create(args.framework.split(",")[0], args.data_dir, "cpu")
         path = args.output or workload.calibration_file
         document = json.loads(path.read_text()) if path.is_file() else {}
+        if workload.is_variant:  # a variant keeps its base workload's budget (calibration.BUDGET_KEYS)
+            values = {key: value for key, value in values.items() if key not in BUDGET_KEYS}
         document[workload.calibration_entry] = values
         path.write_text(json.dumps(document, indent=2) + "\n")
         _say(f"wrote {path} entry {workload.calibration_entry!r}")

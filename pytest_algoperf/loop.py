@@ -193,7 +193,9 @@ def run_benchmark(
                 if _diverged(metrics):
                     result.stop_reason = "diverged"
                     break
-        clock.resume()
+            # Only here: a reading per step more would cost an all-reduce per step under DDP, and AlgoPerf
+            # too restarts the step interval after evals alone.
+            clock.resume()
 
     result.submission_time = clock.submission_time
     result.eval_time = clock.eval_time

@@ -12,6 +12,7 @@ import random
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import algoperf_workloads
 from pytest_algoperf.spec import Workload
@@ -106,6 +107,24 @@ class WorkloadRegistry:
             ordered += [base] if base in names else []
             ordered += [v for v in selected if v not in ordered]
         return list(dict.fromkeys(ordered))
+
+
+def workload_family(
+    base_name: str, base_class: str, variant_classes: Mapping[str, str], **base_options: Any
+) -> list[WorkloadEntry]:
+    """A built-in base workload and its variants, each class named alike in the ``pytorch`` and ``jax``
+    modules of ``algoperf_workloads.<base_name>``; ``variant_classes`` maps variant names to class names."""
+    package = f"algoperf_workloads.{base_name}"
+
+    def implementations(class_name: str) -> dict[str, str]:
+        return {framework: f"{package}.{framework}:{class_name}" for framework in ("pytorch", "jax")}
+
+    base = WorkloadEntry(base_name, implementations(base_class), **base_options)
+    variants = [
+        WorkloadEntry(name, implementations(class_name), base_name=base_name, is_variant=True)
+        for name, class_name in variant_classes.items()
+    ]
+    return [base, *variants]
 
 
 def builtin_entries() -> list[WorkloadEntry]:

@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from tiny import TinyWorkload, load_tiny_submission, tiny_hyperparameters
@@ -53,7 +54,11 @@ def test_targets_are_the_median_best_the_worst_test_that_met_it_and_4_3_of_the_s
         trial("jax", 1, 0.70, [(6.0, 0.70)]),
     ]
     args = SimpleNamespace(
-        target_quantile=0.5, budget_quantile=0.5, eval_period_sec=0.5, argv=["--workload", "tiny"]
+        target_quantile=0.5,
+        budget_quantile=0.5,
+        min_budget_sec=0.0,
+        eval_period_sec=0.5,
+        argv=["--workload", "tiny"],
     )
     values = targets_from_reruns(args, TinyWorkload(), reruns[0], reruns[:1], reruns)
     assert values["validation_target"] == 0.90  # the median of 0.90, 0.80, 0.95, 0.92, 0.70
@@ -65,6 +70,20 @@ def test_targets_are_the_median_best_the_worst_test_that_met_it_and_4_3_of_the_s
     assert targets_from_reruns(args, TinyWorkload(), reruns[0], reruns[:1], reruns)[
         "max_allowed_runtime_sec"
     ] == (pytest.approx(5.33))
+    args.min_budget_sec = 10.0  # a floor for dev workloads, which train in less time than overheads take
+    assert targets_from_reruns(args, TinyWorkload(), reruns[0], reruns[:1], reruns)[
+        "max_allowed_runtime_sec"
+    ] == (pytest.approx(10.0))
+
+
+def test_written_targets_are_rounded_towards_the_side_the_reruns_met() -> None:
+    reruns = [trial("pytorch", 0, 0.9123459, [(1.0, 0.9123459)]), trial("jax", 0, 0.95, [(1.0, 0.95)])]
+    args = SimpleNamespace(
+        target_quantile=0.0, budget_quantile=1.0, min_budget_sec=0.0, eval_period_sec=0.5, argv=[]
+    )
+    values = targets_from_reruns(args, TinyWorkload(), reruns[0], reruns[:1], reruns)
+    assert values["validation_target"] == 0.912345  # not 0.912346, which the pytorch rerun did not reach
+    assert values["test_target"] == 0.902345  # its best test value, 0.9023459, rounded down too
 
 
 def test_quick_mode_on_mnist_reproduces_the_committed_targets_within_two_percent(tmp_path: Path) -> None:
@@ -102,6 +121,23 @@ def test_a_second_run_of_the_same_command_resumes_from_the_progress_file(
 
     with pytest.raises(AssertionError, match="trained again"):  # other run arguments: nothing is reused
         calibrate.main([*argv, "--threads", "2"])
+
+
+def test_the_sweep_run_is_reused_as_the_first_frameworks_seed_0_rerun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trained: list[tuple[str, int]] = []
+    train = calibrate.train_without_target
+
+    def counting(workload: Any, submission: str, framework: str, point: Any, seed: int, args: Any) -> Trial:
+        trained.append((framework, seed))
+        return train(workload, submission, framework, point, seed, args)
+
+    monkeypatch.setattr(calibrate, "train_without_target", counting)
+    calibrate.main([*QUICK_MNIST.split(), "--quick", "--progress", str(tmp_path / "p.json")])
+    assert trained == [("pytorch", 0), ("pytorch", 1)]  # the sweep, then seed 1: seed 0 is the sweep's run
+    reruns = json.loads(capsys.readouterr().out)["measured"]["reruns"]
+    assert [(r["framework"], r["seed"]) for r in reruns] == [("pytorch", 0), ("pytorch", 1)]
 
 
 def test_an_unknown_workload_is_a_clear_error() -> None:

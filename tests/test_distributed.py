@@ -24,7 +24,7 @@ from pytest_algoperf.distributed import (
 )
 
 # mnist with a budget the ranks cannot miss while they share one busy CPU core in the test suite (the
-# calibrated 1.55 s is for one quiet core), and a copy whose eval hands back per-example rows, which the
+# calibrated 10 s is for quiet cores), and a copy whose eval hands back per-example rows, which the
 # ranks gather rather than sum (299 train rows: unequal shares), with targets met at the first eval.
 ROOMY_MNIST_CONFTEST = """\
 import numpy as np

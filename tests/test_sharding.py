@@ -20,7 +20,7 @@ from pytest_algoperf.submission import BUILTIN_SUBMISSIONS_DIR
 pytest.importorskip("jax")
 
 TWO_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-# mnist with a budget that JAX's compilation on a busy shared core cannot exhaust (calibrated: 1.55 s).
+# mnist with a budget that JAX compiling on a busy shared core cannot exhaust (calibrated: 10 s, quiet core).
 ROOMY_MNIST_CONFTEST = """\
 from algoperf_workloads.mnist.jax import MnistWorkload
 from pytest_algoperf.registry import WorkloadEntry

@@ -3,9 +3,14 @@ tests are named and selected with -k, and that a variant's result names its base
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 from tiny import BASE_ARGS, TESTS_DIR, read_results, write_submission
 
+from pytest_algoperf.calibration import Calibration, CalibrationError, load_calibration
 from pytest_algoperf.registry import WorkloadEntry, WorkloadRegistry
 
 TWO_WORKLOADS_WITH_VARIANTS = ["a", "a_x", "a_y", "a_z", "b", "b_x", "c"]
@@ -113,5 +118,46 @@ def test_an_unknown_variant_option_is_a_usage_error(pytester: pytest.Pytester) -
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["*--algoperf-variants: unknown variant tiny_easier; known variants: tiny_harder*"]
+        ["*--algoperf-variants: unknown variant tiny_easier; known variants: *tiny_harder*"]
     )
+
+
+# ---- a variant's targets are its own, its budget is its base workload's ------------------------------------
+
+
+def _calibrated(tmp_path: Path, entries: dict[str, dict[str, Any]], name: str, base: str) -> Calibration:
+    """What ``CalibratedWorkload.calibration`` reads for workload ``name`` of base workload ``base``."""
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(entries))
+    return load_calibration(path, name, base if base != name else None)
+
+
+BASE_ENTRY = {
+    "validation_target": 0.9,
+    "test_target": 0.8,
+    "max_allowed_runtime_sec": 30.0,
+    "eval_period_time_sec": 2.0,
+    "step_hint": 500,
+}
+
+
+def test_a_variant_takes_its_targets_from_its_entry_and_its_budget_from_the_base_entry(
+    tmp_path: Path,
+) -> None:
+    variant_entry = {"validation_target": 0.85, "test_target": 0.75, "command": "calibrate w_gelu"}
+    calibration = _calibrated(tmp_path, {"w": BASE_ENTRY, "w_gelu": variant_entry}, "w_gelu", "w")
+    assert (calibration.validation_target, calibration.test_target) == (0.85, 0.75)
+    assert calibration.max_allowed_runtime_sec == 30.0
+    assert (calibration.eval_period_time_sec, calibration.step_hint) == (2.0, 500)
+    assert calibration.command == "calibrate w_gelu"
+
+
+def test_a_variant_without_an_entry_is_an_error_naming_the_file_and_the_entries(tmp_path: Path) -> None:
+    with pytest.raises(CalibrationError, match=r"calibration.json: no entry 'w_gelu'; entries are w$"):
+        _calibrated(tmp_path, {"w": BASE_ENTRY}, "w_gelu", "w")
+
+
+def test_a_base_workload_entry_needs_its_budget(tmp_path: Path) -> None:
+    targets_only = {"validation_target": 0.9, "test_target": 0.8}
+    with pytest.raises(CalibrationError, match="entry 'w' lacks max_allowed_runtime_sec, eval_period"):
+        _calibrated(tmp_path, {"w": targets_only}, "w", "w")

@@ -28,8 +28,6 @@ torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
 
-from algoperf_workloads.criteo1tb_mini import jax as criteo_jax  # noqa: E402
-from algoperf_workloads.criteo1tb_mini import pytorch as criteo_torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL_SEED = 11
@@ -39,7 +37,6 @@ Hyperparameters = namedtuple(
     "learning_rate one_minus_beta1 beta2 weight_decay warmup_factor label_smoothing dropout_rate",
 )
 ADAMW_FIRST_POINT = Hyperparameters(0.002, 0.1, 0.999, 0.01, 0.05, 0.0, 0.0)
-CLASSES = {"pytorch": criteo_torch.Criteo1TbMiniWorkload, "jax": criteo_jax.Criteo1TbMiniWorkload}
 RNGS = {
     "pytorch": lambda seed: np.array([seed, 1], dtype=np.uint32),
     "jax": lambda seed: jax.random.PRNGKey(seed),
@@ -56,16 +53,20 @@ def one_torch_thread() -> Any:
     torch.set_num_threads(threads)
 
 
-def small(framework: str, train_size: int = SMALL_TRAIN) -> BaseCriteo1TbMiniWorkload:
-    """The workload on small logs from the same generator and teacher family (another seed)."""
+def small(
+    framework: str, train_size: int = SMALL_TRAIN, name: str = "criteo1tb_mini"
+) -> BaseCriteo1TbMiniWorkload:
+    """The workload (or the variant ``name``) on small logs from the same generator and teacher family
+    (another seed)."""
+    entry = next(e for e in builtin_entries() if e.name == name)
 
-    class Small(CLASSES[framework]):
+    class Small(entry.workload_class(framework)):  # type: ignore[misc, valid-type]
         @property
         def data(self) -> data.ClickLogs:
             return data.make_click_logs(SMALL_SEED, train_size, SMALL_EVAL)
 
     workload = Small()
-    workload.name = workload.base_name = "criteo1tb_mini"
+    workload.name, workload.base_name = name, "criteo1tb_mini"
     return workload
 
 
@@ -78,6 +79,9 @@ def torch_to_flax(model: Any) -> dict[str, Any]:
             tree[name] = jnp.asarray(value)
             continue
         layer, leaf = name.split(".")
+        if "norm" in layer:  # a layernorm (the layernorm variant's): Flax calls its weight "scale"
+            tree.setdefault(layer, {})["scale" if leaf == "weight" else "bias"] = jnp.asarray(value)
+            continue
         tree.setdefault(layer, {})["kernel" if leaf == "weight" else "bias"] = jnp.asarray(
             value.T if leaf == "weight" else value
         )
@@ -85,9 +89,9 @@ def torch_to_flax(model: Any) -> dict[str, Any]:
 
 
 @cache
-def paired_models() -> tuple[Any, Any, Any, Any]:
-    """A PyTorch model, its weights in Flax, and both workloads (on the small logs)."""
-    torch_workload, jax_workload = small("pytorch"), small("jax")
+def paired_models(name: str = "criteo1tb_mini") -> tuple[Any, Any, Any, Any]:
+    """A PyTorch model, its weights in Flax, and both workloads (on the small logs) of ``name``."""
+    torch_workload, jax_workload = small("pytorch", name=name), small("jax", name=name)
     model, _ = torch_workload.init_model_fn(RNGS["pytorch"](0))
     jax_workload.init_model_fn(RNGS["jax"](0))  # sets param_shapes
     return torch_workload, jax_workload, model, torch_to_flax(model)
@@ -318,6 +322,15 @@ def test_losses_agree_with_and_without_label_smoothing_and_mask(label_smoothing:
 
 def test_parameter_counts_shapes_and_types_agree() -> None:
     torch_workload, jax_workload, model, flax_params = paired_models()
+    torch_types = assert_parameters_agree(torch_workload, jax_workload, model, flax_params)
+    counts = Counter(torch_types.values())
+    assert counts == {ParameterType.EMBEDDING: 26, ParameterType.WEIGHT: 8, ParameterType.BIAS: 8}
+    assert torch_workload.is_output_params("top_4.weight") and jax_workload.is_output_params("top_4")
+    assert not torch_workload.is_output_params("top_3.weight")
+
+
+def assert_parameters_agree(torch_workload: Any, jax_workload: Any, model: Any, flax_params: Any) -> Any:
+    """Same tree, shapes, count and (size, type) pairs in both frameworks; returns PyTorch's types."""
     # The explicit mapping yields exactly the Flax init's tree and shapes.
     assert jax.tree.structure(flax_params) == jax.tree.structure(jax_workload.param_shapes, is_leaf=_is_shape)
     assert jax.tree.leaves(jax.tree.map(jnp.shape, flax_params), is_leaf=_is_shape) == jax.tree.leaves(
@@ -338,10 +351,7 @@ def test_parameter_counts_shapes_and_types_agree() -> None:
         )
     )
     assert torch_pairs == jax_pairs
-    counts = Counter(torch_types.values())
-    assert counts == {ParameterType.EMBEDDING: 26, ParameterType.WEIGHT: 8, ParameterType.BIAS: 8}
-    assert torch_workload.is_output_params("top_4.weight") and jax_workload.is_output_params("top_4")
-    assert not torch_workload.is_output_params("top_3.weight")
+    return torch_types
 
 
 def _is_shape(node: Any) -> bool:

@@ -132,9 +132,12 @@ def to_flax(tensor: torch.Tensor) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def models() -> dict[str, Any]:
+    return paired_models(vit_torch.ImagenetVitMiniWorkload(), vit_jax.ImagenetVitMiniWorkload())
+
+
+def paired_models(torch_workload: Any, jax_workload: Any) -> dict[str, Any]:
     """A PyTorch ViT with every parameter randomised (the zero head and biases would hide differences),
     its weights copied into a Flax tree, and the JAX workload with its jitted ``model_fn``."""
-    torch_workload = vit_torch.ImagenetVitMiniWorkload()
     model, _ = torch_workload.init_model_fn(numpy_rng.make_key(0))
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -150,8 +153,8 @@ def models() -> dict[str, Any]:
         for parent in parents:
             node = node.setdefault(parent, {})
         node[leaf] = jnp.asarray(to_flax(tensor))
-    jax_workload = vit_jax.ImagenetVitMiniWorkload()
-    jax_params, _ = jax_workload.init_model_fn(jax.random.PRNGKey(0))
+    # Shapes only: tracing init_model_fn (it records param_shapes) skips compiling the jitted init.
+    jax_params, _ = jax.eval_shape(jax_workload.init_model_fn, jax.random.PRNGKey(0))
     assert jax.tree.structure(params) == jax.tree.structure(jax_params)
     assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, jax_params)
     return {
@@ -163,18 +166,9 @@ def models() -> dict[str, Any]:
 
 
 def test_parameter_counts_and_types_agree(models: dict[str, Any]) -> None:
-    torch_workload, model = models["torch"]
-    jax_workload, params = models["jax"]
-    count = sum(p.numel() for p in model.parameters())
-    assert count == sum(leaf.size for leaf in jax.tree.leaves(params)) == VIT_PARAMETERS
+    torch_workload, jax_workload = models["torch"][0], models["jax"][0]
+    assert assert_parameter_counts_and_types_agree(models) == VIT_PARAMETERS
     torch_types = torch_workload.model_params_types
-    jax_types = jax_workload.model_params_types
-    for name, kind in torch_types.items():
-        node = jax_types
-        for key in flax_path(name):
-            node = node[key]
-        assert node == kind, name
-    assert sorted(t.name for t in torch_types.values()) == sorted(t.name for t in jax.tree.leaves(jax_types))
     counts = collections.Counter(torch_types.values())
     for kind in ("ATTENTION_Q", "ATTENTION_K", "ATTENTION_V", "ATTENTION_OUT"):
         assert counts[ParameterType[kind]] == 4  # one per block
@@ -183,7 +177,28 @@ def test_parameter_counts_and_types_agree(models: dict[str, Any]) -> None:
     assert torch_workload.is_output_params("head.weight") and jax_workload.is_output_params("head")
 
 
+def assert_parameter_counts_and_types_agree(models: dict[str, Any]) -> int:
+    """The same count and, parameter by parameter, the same type in both frameworks; returns the count."""
+    torch_workload, model = models["torch"]
+    jax_workload, params = models["jax"]
+    count = sum(p.numel() for p in model.parameters())
+    assert count == sum(leaf.size for leaf in jax.tree.leaves(params))
+    torch_types = torch_workload.model_params_types
+    jax_types = jax_workload.model_params_types
+    for name, kind in torch_types.items():
+        node = jax_types
+        for key in flax_path(name):
+            node = node[key]
+        assert node == kind, name
+    assert sorted(t.name for t in torch_types.values()) == sorted(t.name for t in jax.tree.leaves(jax_types))
+    return count
+
+
 def test_eval_mode_outputs_and_losses_agree(models: dict[str, Any]) -> None:
+    assert_eval_mode_outputs_and_losses_agree(models)
+
+
+def assert_eval_mode_outputs_and_losses_agree(models: dict[str, Any]) -> None:
     torch_workload, model = models["torch"]
     jax_workload, params = models["jax"]
     inputs, labels = models["batch"], models["labels"]

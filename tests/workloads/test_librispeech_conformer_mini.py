@@ -23,6 +23,7 @@ from algoperf_workloads.librispeech_conformer_mini.workload import (
     ctc_loss_reference,
     edit_distance,
     greedy_ctc_decode,
+    normalized_arrays,
     speech_eval_outputs,
     word_error_rate,
     word_errors,
@@ -164,6 +165,18 @@ def test_utterances_have_structure_a_linear_probe_finds() -> None:
     residual = ((features(validation) @ weights - counts(validation)) ** 2).sum()
     explained = 1 - residual / ((counts(validation) - counts(train).mean(0)) ** 2).sum()
     assert explained > 0.25
+
+
+def test_inputs_are_standardised_per_bin_by_training_statistics() -> None:
+    train, validation = normalized_arrays("train"), normalized_arrays("validation")
+    real = train["input_paddings"] == 0
+    np.testing.assert_allclose(train["inputs"][real].mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(train["inputs"][real].std(0), 1.0, atol=1e-4)
+    assert (validation["inputs"][validation["input_paddings"] > 0] == 0).all()
+    raw = data.load_split("validation")
+    np.testing.assert_array_equal(validation["targets"], raw.targets)
+    real = raw.input_paddings == 0  # on real frames each bin is an increasing affine map of the raw one
+    assert np.corrcoef(validation["inputs"][real][:, 5], raw.inputs[real][:, 5])[0, 1] > 0.9999
 
 
 # ---- CTC, decoding, WER known answers ----------------------------------------------------------------

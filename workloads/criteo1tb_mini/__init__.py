@@ -1,13 +1,13 @@
 """criteo1tb_mini: AlgoPerf's criteo1tb at CPU scale, a DLRM-small on synthetic click logs (log loss)."""
 
-from pytest_algoperf.registry import WorkloadEntry
+from pytest_algoperf.registry import workload_family
 
-WORKLOADS = [
-    WorkloadEntry(
-        "criteo1tb_mini",
-        {
-            "pytorch": "algoperf_workloads.criteo1tb_mini.pytorch:Criteo1TbMiniWorkload",
-            "jax": "algoperf_workloads.criteo1tb_mini.jax:Criteo1TbMiniWorkload",
-        },
-    ),
-]
+WORKLOADS = workload_family(
+    "criteo1tb_mini",
+    "Criteo1TbMiniWorkload",
+    {
+        "criteo1tb_mini_layernorm": "Criteo1TbMiniLayerNormWorkload",
+        "criteo1tb_mini_residual": "Criteo1TbMiniResidualWorkload",
+        "criteo1tb_mini_embed_init": "Criteo1TbMiniEmbedInitWorkload",
+    },
+)

@@ -13,7 +13,13 @@ import numpy as np
 import optax
 from flax import linen as nn
 
-from algoperf_workloads.criteo1tb_mini.workload import BaseCriteo1TbMiniWorkload
+from algoperf_workloads.criteo1tb_mini.workload import (
+    LAYER_NORM_EPSILON,
+    BaseCriteo1TbMiniWorkload,
+    EmbedInitVariant,
+    LayerNormVariant,
+    ResidualVariant,
+)
 from pytest_algoperf.frameworks.jax_adapter import JaxArrays
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
 
@@ -81,46 +87,66 @@ def dropout(inputs: jax.Array, rate: Any, rng: jax.Array) -> jax.Array:
 
 
 class DlrmSmall(nn.Module):
+    """pytorch.py's DlrmSmall in Flax, with the same parameter names and the same variant switches."""
+
     num_dense_features: int
     vocab_sizes: Sequence[int]
     embed_dim: int
     bottom_mlp_dims: Sequence[int]
     top_mlp_dims: Sequence[int]
+    use_layer_norm: bool = False
+    use_resnet: bool = False
+    embedding_init_multiplier: float | None = None
+
+    def norm(self, name: str, x: jax.Array) -> jax.Array:
+        return nn.LayerNorm(epsilon=LAYER_NORM_EPSILON, name=name)(x) if self.use_layer_norm else x
 
     @nn.compact
     def __call__(self, inputs: jax.Array, train: bool, dropout_rate: Any = None) -> jax.Array:
         dense = inputs[:, : self.num_dense_features]
         ids = inputs[:, self.num_dense_features :].astype(jnp.int32)
         for index, width in enumerate(self.bottom_mlp_dims):
-            dense = nn.Dense(
+            branch = nn.Dense(
                 width,
                 kernel_init=glorot_uniform(),
                 bias_init=normal(fan_out_bias_stddev),
                 name=f"bottom_{index}",
             )(dense)
-            dense = nn.relu(dense)
+            branch = nn.relu(branch)
+            dense = dense + branch if self.use_resnet and index > 0 else branch
+            dense = self.norm(f"bottom_norm_{index}", dense)
+        multiplier = self.embedding_init_multiplier
         tables = [
-            self.param(f"embedding_{i}", scaled_uniform(1.0 / math.sqrt(vocab)), (vocab, self.embed_dim))
+            self.param(
+                f"embedding_{i}",
+                scaled_uniform(1.0 / math.sqrt(vocab) if multiplier is None else multiplier),
+                (vocab, self.embed_dim),
+            )
             for i, vocab in enumerate(self.vocab_sizes)
         ]
         # One gather from the concatenated tables compiles much faster than 26 (and runs no slower).
         offsets = np.cumsum((0, *self.vocab_sizes[:-1])).astype(np.int32)
         embedded = jnp.concatenate(tables)[ids + offsets]  # (batch, 26, embed_dim)
-        hidden = jnp.concatenate(
-            [dense, dot_interact(jnp.concatenate([dense[:, None], embedded], axis=1))], axis=1
-        )
+        embedded = self.norm("embed_norm", embedded)
+        if self.use_resnet:  # DLRMResNet: no interactions, the flattened embeddings join the bottom output
+            hidden = jnp.concatenate([dense, embedded.reshape(embedded.shape[0], -1)], axis=1)
+        else:
+            hidden = jnp.concatenate(
+                [dense, dot_interact(jnp.concatenate([dense[:, None], embedded], axis=1))], axis=1
+            )
         last = len(self.top_mlp_dims) - 1
         for index, width in enumerate(self.top_mlp_dims):
-            hidden = nn.Dense(
+            branch = nn.Dense(
                 width,
                 kernel_init=normal(top_kernel_stddev),
                 bias_init=normal(fan_out_bias_stddev),
                 name=f"top_{index}",
             )(hidden)
             if index < last:
-                hidden = nn.relu(hidden)
+                branch = self.norm(f"top_norm_{index}", nn.relu(branch))
             if index == last - 1 and train and uses_dropout(dropout_rate):
-                hidden = dropout(hidden, dropout_rate, self.make_rng("dropout"))
+                branch = dropout(branch, dropout_rate, self.make_rng("dropout"))
+            hidden = hidden + branch if self.use_resnet and 0 < index < last else branch
         return hidden
 
 
@@ -133,6 +159,9 @@ class Criteo1TbMiniWorkload(JaxArrays, BaseCriteo1TbMiniWorkload):
             self.embed_dim,
             tuple(self.bottom_mlp_dims),
             tuple(self.top_mlp_dims),
+            self.use_layer_norm,
+            self.use_resnet,
+            self.embedding_init_multiplier,
         )
 
     def init_model_fn(self, rng: Any) -> tuple[Any, None]:
@@ -144,6 +173,8 @@ class Criteo1TbMiniWorkload(JaxArrays, BaseCriteo1TbMiniWorkload):
     def param_type(self, names: tuple[str, ...]) -> ParameterType:
         if names[-1].startswith("embedding_"):
             return ParameterType.EMBEDDING
+        if "norm" in names[0]:
+            return ParameterType.LAYER_NORM_SCALE if names[-1] == "scale" else ParameterType.LAYER_NORM_BIAS
         return ParameterType.BIAS if names[-1] == "bias" else ParameterType.WEIGHT
 
     def is_output_params(self, param_name: str) -> bool:
@@ -202,3 +233,15 @@ class Criteo1TbMiniWorkload(JaxArrays, BaseCriteo1TbMiniWorkload):
     def eval_batch(self, params: Any, model_state: Any, batch: dict[str, Any]) -> dict[str, np.ndarray]:
         logits = self._eval_logits_jit(params, model_state, batch["inputs"])
         return {"logits": np.asarray(logits), "targets": np.asarray(batch["targets"]).reshape(-1)}
+
+
+class Criteo1TbMiniLayerNormWorkload(LayerNormVariant, Criteo1TbMiniWorkload):
+    """AlgoPerf's Criteo1TbDlrmSmallLayerNormWorkload."""
+
+
+class Criteo1TbMiniResidualWorkload(ResidualVariant, Criteo1TbMiniWorkload):
+    """AlgoPerf's Criteo1TbDlrmSmallResNetWorkload."""
+
+
+class Criteo1TbMiniEmbedInitWorkload(EmbedInitVariant, Criteo1TbMiniWorkload):
+    """AlgoPerf's Criteo1TbDlrmSmallEmbedInitWorkload."""

@@ -11,7 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from algoperf_workloads.criteo1tb_mini.workload import BaseCriteo1TbMiniWorkload
+from algoperf_workloads.criteo1tb_mini.workload import (
+    LAYER_NORM_EPSILON,
+    BaseCriteo1TbMiniWorkload,
+    EmbedInitVariant,
+    LayerNormVariant,
+    ResidualVariant,
+)
 from pytest_algoperf.frameworks.numpy_rng import to_seed
 from pytest_algoperf.frameworks.pytorch_adapter import TorchArrays
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
@@ -21,7 +27,8 @@ class DlrmSmall(nn.Module):
     """Bottom MLP, one embedding table per categorical feature, dot interactions, top MLP.
 
     Parameter names mirror the Flax module's (``bottom_0.weight`` is ``bottom_0/kernel`` transposed,
-    ``embedding_3`` is ``embedding_3``), which keeps the parity test's weight mapping one line.
+    ``embedding_3`` is ``embedding_3``, ``top_norm_1.weight`` is ``top_norm_1/scale``), which keeps the parity
+    test's weight mapping short. The variant switches are the base workload's (workload.py documents them).
     """
 
     def __init__(
@@ -31,13 +38,19 @@ class DlrmSmall(nn.Module):
         embed_dim: int,
         bottom_mlp_dims: Sequence[int],
         top_mlp_dims: Sequence[int],
+        use_layer_norm: bool = False,
+        use_resnet: bool = False,
+        embedding_init_multiplier: float | None = None,
     ) -> None:
         super().__init__()
-        if bottom_mlp_dims[-1] != embed_dim:
+        if not use_resnet and bottom_mlp_dims[-1] != embed_dim:
             raise ValueError("the bottom MLP must end in the embedding dimension to join the interactions")
         self.num_dense_features = num_dense_features
         self.num_tables = len(vocab_sizes)
         self.num_bottom, self.num_top = len(bottom_mlp_dims), len(top_mlp_dims)
+        self.use_layer_norm, self.use_resnet = use_layer_norm, use_resnet
+        # Parameters are created in the base model's order: the layers' default inits draw from torch's
+        # generator, so the base model's initial values stay what they were before the variants existed.
         fan_in = num_dense_features
         for index, fan_out in enumerate(bottom_mlp_dims):
             layer = nn.Linear(fan_in, fan_out)
@@ -47,19 +60,33 @@ class DlrmSmall(nn.Module):
             self.add_module(f"bottom_{index}", layer)
             fan_in = fan_out
         for index, vocab in enumerate(vocab_sizes):
-            # AlgoPerf's embedding init: uniform in [0, 1) scaled by 1 / sqrt(vocabulary size).
-            table = torch.rand(vocab, embed_dim) / math.sqrt(vocab)
+            # AlgoPerf's embedding init: uniform in [0, 1) scaled by 1 / sqrt(vocabulary size), or by the
+            # embed_init variant's multiplier.
+            table = torch.rand(vocab, embed_dim)
+            if embedding_init_multiplier is None:
+                table = table / math.sqrt(vocab)
+            else:
+                table = table * embedding_init_multiplier
             self.register_parameter(f"embedding_{index}", nn.Parameter(table))
-        num_vectors = self.num_tables + 1
-        rows, cols = torch.triu_indices(num_vectors, num_vectors)
-        self.register_buffer("triu_flat", rows * num_vectors + cols, persistent=False)
-        fan_in = embed_dim + num_vectors * (num_vectors + 1) // 2
+        if use_resnet:  # DLRMResNet: no interactions, the flattened embeddings join the bottom output
+            fan_in = bottom_mlp_dims[-1] + self.num_tables * embed_dim
+        else:
+            num_vectors = self.num_tables + 1
+            rows, cols = torch.triu_indices(num_vectors, num_vectors)
+            self.register_buffer("triu_flat", rows * num_vectors + cols, persistent=False)
+            fan_in = embed_dim + num_vectors * (num_vectors + 1) // 2
         for index, fan_out in enumerate(top_mlp_dims):
             layer = nn.Linear(fan_in, fan_out)
             nn.init.normal_(layer.weight, 0.0, math.sqrt(2.0 / (fan_in + fan_out)))
             nn.init.normal_(layer.bias, 0.0, math.sqrt(1.0 / fan_out))
             self.add_module(f"top_{index}", layer)
             fan_in = fan_out
+        if use_layer_norm:
+            for index, width in enumerate(bottom_mlp_dims):
+                self.add_module(f"bottom_norm_{index}", nn.LayerNorm(width, eps=LAYER_NORM_EPSILON))
+            self.embed_norm = nn.LayerNorm(embed_dim, eps=LAYER_NORM_EPSILON)
+            for index, width in enumerate(top_mlp_dims[:-1]):
+                self.add_module(f"top_norm_{index}", nn.LayerNorm(width, eps=LAYER_NORM_EPSILON))
 
     def tables(self) -> list[torch.Tensor]:
         return [getattr(self, f"embedding_{i}") for i in range(self.num_tables)]
@@ -67,22 +94,35 @@ class DlrmSmall(nn.Module):
     def layers(self, prefix: str, count: int) -> list[nn.Linear]:
         return [getattr(self, f"{prefix}_{i}") for i in range(count)]
 
+    def norm(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self, name)(x) if self.use_layer_norm else x
+
     def forward(self, inputs: torch.Tensor, dropout_rate: float = 0.0) -> torch.Tensor:
         dense = inputs[:, : self.num_dense_features]
         ids = inputs[:, self.num_dense_features :].long()
-        for layer in self.layers("bottom", self.num_bottom):
-            dense = F.relu(layer(dense))
-        embedded = [F.embedding(ids[:, i], table) for i, table in enumerate(self.tables())]
-        stacked = torch.stack([dense, *embedded], dim=1)  # (batch, 27, embed_dim)
-        interactions = torch.bmm(stacked, stacked.transpose(1, 2)).flatten(1)[:, self.triu_flat]
-        hidden = torch.cat([dense, interactions], dim=1)
+        for index, layer in enumerate(self.layers("bottom", self.num_bottom)):
+            branch = F.relu(layer(dense))
+            dense = dense + branch if self.use_resnet and index > 0 else branch
+            dense = self.norm(f"bottom_norm_{index}", dense)
+        embedded = torch.stack(
+            [F.embedding(ids[:, i], table) for i, table in enumerate(self.tables())], dim=1
+        )
+        embedded = self.norm("embed_norm", embedded)  # (batch, 26, embed_dim)
+        if self.use_resnet:
+            hidden = torch.cat([dense, embedded.flatten(1)], dim=1)
+        else:
+            stacked = torch.cat([dense.unsqueeze(1), embedded], dim=1)  # (batch, 27, embed_dim)
+            interactions = torch.bmm(stacked, stacked.transpose(1, 2)).flatten(1)[:, self.triu_flat]
+            hidden = torch.cat([dense, interactions], dim=1)
         last = self.num_top - 1
         for index, layer in enumerate(self.layers("top", self.num_top)):
-            hidden = layer(hidden)
+            branch = layer(hidden)
             if index < last:
-                hidden = F.relu(hidden)
+                branch = self.norm(f"top_norm_{index}", F.relu(branch))
             if index == last - 1 and dropout_rate:
-                hidden = F.dropout(hidden, dropout_rate, training=self.training)
+                branch = F.dropout(branch, dropout_rate, training=self.training)
+            # DLRMResNet: the hidden layers after the first are residual (their widths match).
+            hidden = hidden + branch if self.use_resnet and 0 < index < last else branch
         return hidden
 
 
@@ -90,7 +130,14 @@ class Criteo1TbMiniWorkload(TorchArrays, BaseCriteo1TbMiniWorkload):
     def init_model_fn(self, rng: Any) -> tuple[nn.Module, None]:
         torch.manual_seed(to_seed(rng))
         model = DlrmSmall(
-            self.num_dense_features, self.vocab_sizes, self.embed_dim, self.bottom_mlp_dims, self.top_mlp_dims
+            self.num_dense_features,
+            self.vocab_sizes,
+            self.embed_dim,
+            self.bottom_mlp_dims,
+            self.top_mlp_dims,
+            self.use_layer_norm,
+            self.use_resnet,
+            self.embedding_init_multiplier,
         ).to(self.device)
         self.record_param_shapes(model)
         return model, None
@@ -98,6 +145,10 @@ class Criteo1TbMiniWorkload(TorchArrays, BaseCriteo1TbMiniWorkload):
     def param_type(self, name: str) -> ParameterType:
         if name.startswith("embedding_"):
             return ParameterType.EMBEDDING
+        if "norm" in name:
+            return (
+                ParameterType.LAYER_NORM_SCALE if name.endswith("weight") else ParameterType.LAYER_NORM_BIAS
+            )
         return ParameterType.BIAS if name.endswith("bias") else ParameterType.WEIGHT
 
     def is_output_params(self, param_name: str) -> bool:
@@ -149,3 +200,15 @@ class Criteo1TbMiniWorkload(TorchArrays, BaseCriteo1TbMiniWorkload):
             "logits": logits.reshape(-1).cpu().numpy(),
             "targets": batch["targets"].reshape(-1).cpu().numpy(),
         }
+
+
+class Criteo1TbMiniLayerNormWorkload(LayerNormVariant, Criteo1TbMiniWorkload):
+    """AlgoPerf's Criteo1TbDlrmSmallLayerNormWorkload."""
+
+
+class Criteo1TbMiniResidualWorkload(ResidualVariant, Criteo1TbMiniWorkload):
+    """AlgoPerf's Criteo1TbDlrmSmallResNetWorkload."""
+
+
+class Criteo1TbMiniEmbedInitWorkload(EmbedInitVariant, Criteo1TbMiniWorkload):
+    """AlgoPerf's Criteo1TbDlrmSmallEmbedInitWorkload."""

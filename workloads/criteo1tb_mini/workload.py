@@ -10,6 +10,18 @@ last layer. The initialisation is AlgoPerf's, in both frameworks: bottom kernels
 normal with variance 2 / (fan_in + fan_out), biases normal with variance 1 / fan_out, embeddings uniform in
 [0, 1 / sqrt(vocabulary size)).
 
+Variants (AlgoPerf's ``Criteo1TbDlrmSmall{LayerNorm,ResNet,EmbedInit}Workload``) are switches on the base
+class below, read by both frameworks' models:
+
+- ``use_layer_norm``: a layernorm (epsilon 1e-6) after every hidden ReLU of both MLPs and one shared
+  layernorm over each embedding vector before the interactions, as AlgoPerf's DlrmSmall places them.
+- ``use_resnet``: AlgoPerf's DLRMResNet, 8x narrower like the base: bottom MLP 13 -> 32 -> 32 -> 32 and top
+  MLP 448 -> 32 -> 32 -> 32 -> 32 -> 1, every layer after the first of each MLP (but the output layer) a
+  residual ``x + relu(dense(x))``; no dot interactions: the top MLP reads the bottom output concatenated
+  with the 26 flattened embeddings; dropout acts on the last residual branch before it is added.
+- ``embedding_init_multiplier``: the embedding tables drawn uniform in [0, multiplier) instead of
+  [0, 1 / sqrt(vocabulary size)).
+
 Batches are AlgoPerf's: ``inputs`` float32 (batch, 39) holding the 13 transformed dense features then the
 26 ids as floats, ``targets`` float32 (batch,). The metric is computed here, in numpy, from the logits that
 each framework's ``eval_batch`` returns, so PyTorch and JAX cannot disagree on it.
@@ -39,17 +51,25 @@ BOTTOM_MLP_DIMS = (64, 32, EMBED_DIM)  # the last width is the embedding dimensi
 TOP_MLP_DIMS = (128, 128, 64, 32, 1)
 NUM_INTERACTIONS = (NUM_SPARSE_FEATURES + 1) * (NUM_SPARSE_FEATURES + 2) // 2  # upper triangle of 27 x 27
 TOP_MLP_INPUT_DIM = EMBED_DIM + NUM_INTERACTIONS
+LAYER_NORM_EPSILON = 1e-6  # AlgoPerf's (PyTorch's layers are given it; it is Flax's default)
+# AlgoPerf's DLRMResNet widths (256, 256, 256) and (256, 256, 256, 256, 1), 8x narrower as the base's are.
+RESIDUAL_BOTTOM_MLP_DIMS = (32, 32, 32)
+RESIDUAL_TOP_MLP_DIMS = (32, 32, 32, 32, 1)
 NUM_EVAL_TRAIN_EXAMPLES = 2_000
 
 __all__ = [
     "BOTTOM_MLP_DIMS",
     "EMBED_DIM",
+    "LAYER_NORM_EPSILON",
     "NUM_DENSE_FEATURES",
     "NUM_SPARSE_FEATURES",
     "TOP_MLP_DIMS",
     "TOP_MLP_INPUT_DIM",
     "VOCAB_SIZES",
     "BaseCriteo1TbMiniWorkload",
+    "EmbedInitVariant",
+    "LayerNormVariant",
+    "ResidualVariant",
 ]
 
 
@@ -63,6 +83,10 @@ class BaseCriteo1TbMiniWorkload(ArrayWorkload):
     embed_dim: int = EMBED_DIM
     bottom_mlp_dims: tuple[int, ...] = BOTTOM_MLP_DIMS
     top_mlp_dims: tuple[int, ...] = TOP_MLP_DIMS
+    # Variant switches (see the module docstring); the base workload is DLRM-small as AlgoPerf's.
+    use_layer_norm: bool = False
+    use_resnet: bool = False
+    embedding_init_multiplier: float | None = None  # None: 1 / sqrt(vocabulary size), per table
 
     @cached_property
     def data(self) -> ClickLogs:
@@ -100,3 +124,19 @@ class BaseCriteo1TbMiniWorkload(ArrayWorkload):
     def summarize_eval(self, totals: dict[str, Any], num_examples: int) -> dict[str, float]:
         """Log loss over the split from the concatenated per-example logits and targets."""
         return {"loss": log_loss(totals["logits"], totals["targets"])}
+
+
+# The variants' switches, once for both frameworks: each framework's variant class puts one of these in
+# front of its base workload class (``class X(LayerNormVariant, Criteo1TbMiniWorkload)``).
+class LayerNormVariant(BaseCriteo1TbMiniWorkload):
+    use_layer_norm = True
+
+
+class ResidualVariant(BaseCriteo1TbMiniWorkload):
+    use_resnet = True
+    bottom_mlp_dims = RESIDUAL_BOTTOM_MLP_DIMS
+    top_mlp_dims = RESIDUAL_TOP_MLP_DIMS
+
+
+class EmbedInitVariant(BaseCriteo1TbMiniWorkload):
+    embedding_init_multiplier = 1.0

@@ -1,13 +1,14 @@
-"""fastmri_mini: AlgoPerf's fastmri (U-Net, L1 loss, SSIM) on synthetic ellipse phantoms, 4x undersampled."""
+"""fastmri_mini: AlgoPerf's fastmri (U-Net, L1 loss, SSIM) on synthetic ellipse phantoms, 4x undersampled,
+and its AlgoPerf variants (model size, tanh, layer norm; see ``workload.py``)."""
 
-from pytest_algoperf.registry import WorkloadEntry
+from pytest_algoperf.registry import workload_family
 
-WORKLOADS = [
-    WorkloadEntry(
-        "fastmri_mini",
-        {
-            "pytorch": "algoperf_workloads.fastmri_mini.pytorch:FastMriMiniWorkload",
-            "jax": "algoperf_workloads.fastmri_mini.jax:FastMriMiniWorkload",
-        },
-    ),
-]
+WORKLOADS = workload_family(
+    "fastmri_mini",
+    "FastMriMiniWorkload",
+    {
+        "fastmri_mini_model_size": "FastMriMiniModelSizeWorkload",
+        "fastmri_mini_tanh": "FastMriMiniTanhWorkload",
+        "fastmri_mini_layernorm": "FastMriMiniLayerNormWorkload",
+    },
+)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from functools import cached_property
+from collections.abc import Callable
+from functools import cached_property, partial
 from typing import Any
 
 import jax
@@ -11,20 +12,34 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
-from algoperf_workloads.fastmri_mini.workload import BaseFastMriMiniWorkload, batch_ssim
+from algoperf_workloads.fastmri_mini.workload import (
+    BaseFastMriMiniWorkload,
+    LayerNormVariant,
+    ModelSizeVariant,
+    TanhVariant,
+    batch_ssim,
+)
 from pytest_algoperf.frameworks.jax_adapter import JaxArrays
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
 
 NEGATIVE_SLOPE = 0.2
 INSTANCE_NORM_EPS = 1e-5
+LAYER_NORM_EPS = 1e-6  # AlgoPerf's layer-norm variant (Flax's LayerNorm default)
 TRUNCATED_NORMAL_STDDEV = 0.87962566103423978  # std of a unit normal truncated to [-2, 2]
 
 
-def norm_act(x: jax.Array) -> jax.Array:
-    """Instance norm over height and width without learnable parameters, then leaky ReLU(0.2)."""
+# The workload's ``activation`` names.
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "leaky_relu": partial(jax.nn.leaky_relu, negative_slope=NEGATIVE_SLOPE),
+    "tanh": jnp.tanh,
+}
+
+
+def instance_norm(x: jax.Array) -> jax.Array:
+    """Instance norm over height and width without learnable parameters."""
     mean = x.mean(axis=(1, 2), keepdims=True)
     var = jnp.square(x - mean).mean(axis=(1, 2), keepdims=True)
-    return jax.nn.leaky_relu((x - mean) * jax.lax.rsqrt(var + INSTANCE_NORM_EPS), NEGATIVE_SLOPE)
+    return (x - mean) * jax.lax.rsqrt(var + INSTANCE_NORM_EPS)
 
 
 def channel_dropout(module: nn.Module, x: jax.Array, rate: Any, train: bool) -> jax.Array:
@@ -42,8 +57,8 @@ def channel_dropout(module: nn.Module, x: jax.Array, rate: Any, train: bool) -> 
 
 def lecun_normal_init(rng: jax.Array, shapes: Any) -> Any:
     """Flax's default initialisation (kernels truncated normal within 2 standard deviations, variance
-    1 / fan_in with fan_in = prod(shape[:-1]); biases zero), drawn as ONE truncated-normal vector that is
-    then cut into the kernels.
+    1 / fan_in with fan_in = prod(shape[:-1]); biases zero; the layer-norm variant's scales one), drawn as
+    ONE truncated-normal vector that is then cut into the kernels.
 
     Why not ``model.init``: XLA compiles the random-bit generator once per distinct shape, about 0.7 s of
     CPU each here, so Flax's per-layer draws cost ~9 s for this 14-parameter U-Net against ~0.4 s for one
@@ -56,7 +71,8 @@ def lecun_normal_init(rng: jax.Array, shapes: Any) -> Any:
     values, offset = [], 0
     for path, leaf in leaves:
         if path[-1].key != "kernel":
-            values.append(jnp.asarray(np.zeros(leaf.shape, np.float32)))
+            fill = np.ones if path[-1].key == "scale" else np.zeros
+            values.append(jnp.asarray(fill(leaf.shape, np.float32)))
             continue
         size = math.prod(leaf.shape)
         stddev = math.sqrt(1.0 / math.prod(leaf.shape[:-1])) / TRUNCATED_NORMAL_STDDEV
@@ -66,9 +82,13 @@ def lecun_normal_init(rng: jax.Array, shapes: Any) -> Any:
 
 
 class ConvBlock(nn.Module):
-    """(3x3 conv without bias -> instance norm -> leaky ReLU -> channel dropout) twice."""
+    """(3x3 conv without bias -> norm -> activation -> channel dropout) twice; instance norm and leaky
+    ReLU(0.2) unless the workload's switches say otherwise ("layer": AlgoPerf's LayerNorm over height,
+    width and channels with a per-channel scale and bias)."""
 
     features: int
+    activation: str = "leaky_relu"
+    normalization: str = "instance"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool, dropout_rate: Any) -> jax.Array:
@@ -76,19 +96,24 @@ class ConvBlock(nn.Module):
             x = nn.Conv(
                 self.features, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, name=f"conv_{index}"
             )(x)
-            x = channel_dropout(self, norm_act(x), dropout_rate, train)
+            if self.normalization == "layer":
+                x = nn.LayerNorm(epsilon=LAYER_NORM_EPS, reduction_axes=(1, 2, 3), name=f"norm_{index}")(x)
+            else:
+                x = instance_norm(x)
+            x = channel_dropout(self, ACTIVATIONS[self.activation](x), dropout_rate, train)
         return x
 
 
 class TransposeConvBlock(nn.Module):
-    """2x2 stride-2 transpose conv without bias (doubles height and width) -> instance norm -> leaky ReLU."""
+    """2x2 stride-2 transpose conv without bias (doubles height and width) -> instance norm -> activation."""
 
     features: int
+    activation: str = "leaky_relu"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         x = nn.ConvTranspose(self.features, (2, 2), strides=(2, 2), use_bias=False, name="conv_transpose")(x)
-        return norm_act(x)
+        return ACTIVATIONS[self.activation](instance_norm(x))
 
 
 class UNet(nn.Module):
@@ -96,29 +121,33 @@ class UNet(nn.Module):
 
     channels: int
     num_pool_layers: int
+    activation: str = "leaky_relu"
+    normalization: str = "instance"
 
     @nn.compact
     def __call__(self, inputs: jax.Array, train: bool = False, dropout_rate: Any = 0.0) -> jax.Array:
+        block = partial(ConvBlock, activation=self.activation, normalization=self.normalization)
         x = inputs[..., None]
         skips = []
         width = self.channels
         for index in range(self.num_pool_layers):
-            x = ConvBlock(width, name=f"down_{index}")(x, train, dropout_rate)
+            x = block(width, name=f"down_{index}")(x, train, dropout_rate)
             skips.append(x)
             x = nn.avg_pool(x, window_shape=(2, 2), strides=(2, 2))
             width *= 2
-        x = ConvBlock(width, name="bottleneck")(x, train, dropout_rate)
+        x = block(width, name="bottleneck")(x, train, dropout_rate)
         for index in range(self.num_pool_layers):
             width //= 2
-            x = jnp.concatenate([TransposeConvBlock(width, name=f"up_transpose_{index}")(x), skips.pop()], -1)
-            x = ConvBlock(width, name=f"up_{index}")(x, train, dropout_rate)
+            upsample = TransposeConvBlock(width, self.activation, name=f"up_transpose_{index}")
+            x = jnp.concatenate([upsample(x), skips.pop()], -1)
+            x = block(width, name=f"up_{index}")(x, train, dropout_rate)
         return nn.Conv(1, (1, 1), name="output")(x)[..., 0]
 
 
 class FastMriMiniWorkload(JaxArrays, BaseFastMriMiniWorkload):
     @cached_property
     def _model(self) -> UNet:
-        return UNet(self.num_channels, self.num_pool_layers)
+        return UNet(self.num_channels, self.num_pool_layers, self.activation, self.normalization)
 
     def init_model_fn(self, rng: Any) -> tuple[Any, None]:
         size = self.splits["train"].inputs.shape[-1]
@@ -128,7 +157,10 @@ class FastMriMiniWorkload(JaxArrays, BaseFastMriMiniWorkload):
         return params, None
 
     def param_type(self, names: tuple[str, ...]) -> ParameterType:
-        """Every kernel (3x3, transpose 2x2 and the final 1x1) is a conv weight, as AlgoPerf types them."""
+        """Every kernel (3x3, transpose 2x2 and the final 1x1) is a conv weight, as AlgoPerf types them;
+        the layer-norm variant adds layer-norm scales and biases."""
+        if names[-2].startswith("norm_"):
+            return ParameterType.LAYER_NORM_BIAS if names[-1] == "bias" else ParameterType.LAYER_NORM_SCALE
         return ParameterType.BIAS if names[-1] == "bias" else ParameterType.CONV_WEIGHT
 
     def is_output_params(self, param_name: str) -> bool:
@@ -183,3 +215,15 @@ class FastMriMiniWorkload(JaxArrays, BaseFastMriMiniWorkload):
         outputs, loss = self._eval_outputs_jit(params, model_state, batch)
         host = {key: np.asarray(value) for key, value in batch.items()}
         return {"ssim": float(np.sum(batch_ssim(np.asarray(outputs), host))), "loss": float(loss)}
+
+
+class FastMriMiniModelSizeWorkload(ModelSizeVariant, FastMriMiniWorkload):
+    """fastmri_mini_model_size: see ``workload.ModelSizeVariant``."""
+
+
+class FastMriMiniTanhWorkload(TanhVariant, FastMriMiniWorkload):
+    """fastmri_mini_tanh: see ``workload.TanhVariant``."""
+
+
+class FastMriMiniLayerNormWorkload(LayerNormVariant, FastMriMiniWorkload):
+    """fastmri_mini_layernorm: see ``workload.LayerNormVariant``."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -10,13 +12,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from algoperf_workloads.fastmri_mini.workload import BaseFastMriMiniWorkload, batch_ssim
+from algoperf_workloads.fastmri_mini.workload import (
+    BaseFastMriMiniWorkload,
+    LayerNormVariant,
+    ModelSizeVariant,
+    TanhVariant,
+    batch_ssim,
+)
 from pytest_algoperf.frameworks.numpy_rng import to_seed
 from pytest_algoperf.frameworks.pytorch_adapter import TorchArrays
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
 
 NEGATIVE_SLOPE = 0.2
 INSTANCE_NORM_EPS = 1e-5
+LAYER_NORM_EPS = 1e-6  # AlgoPerf's layer-norm variant (GroupNorm(1, C, eps=1e-6); Flax's LayerNorm default)
+# The workload's ``activation`` names.
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "leaky_relu": functools.partial(F.leaky_relu, negative_slope=NEGATIVE_SLOPE),
+    "tanh": torch.tanh,
+}
 
 
 def lecun_normal_(weight: torch.Tensor, fan_in: int) -> None:
@@ -29,59 +43,87 @@ def lecun_normal_(weight: torch.Tensor, fan_in: int) -> None:
     nn.init.trunc_normal_(weight, std=stddev, a=-2 * stddev, b=2 * stddev)
 
 
-def norm_act(x: torch.Tensor) -> torch.Tensor:
-    """Instance norm without learnable parameters (AlgoPerf's InstanceNorm2d), then leaky ReLU(0.2)."""
-    return F.leaky_relu(F.instance_norm(x, eps=INSTANCE_NORM_EPS), NEGATIVE_SLOPE)
+class InstanceNorm(nn.Module):
+    """Instance norm without learnable parameters (AlgoPerf's InstanceNorm2d)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.instance_norm(x, eps=INSTANCE_NORM_EPS)
+
+
+def norm_layer(normalization: str, channels: int) -> nn.Module:
+    """The workload's ``normalization``: "layer" is AlgoPerf's GroupNorm(1, C), a layer norm over (C, H, W)
+    with a per-channel scale (1) and bias (0)."""
+    if normalization == "layer":
+        return nn.GroupNorm(1, channels, eps=LAYER_NORM_EPS)
+    return InstanceNorm()
 
 
 class ConvBlock(nn.Module):
-    """(3x3 conv without bias -> instance norm -> leaky ReLU -> channel dropout) twice."""
+    """(3x3 conv without bias -> norm -> activation -> channel dropout) twice; instance norm and leaky
+    ReLU(0.2) unless the workload's switches say otherwise."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        activation: str = "leaky_relu",
+        normalization: str = "instance",
+    ) -> None:
         super().__init__()
         self.conv_0 = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False)
         self.conv_1 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False)
         lecun_normal_(self.conv_0.weight, in_channels * 9)
         lecun_normal_(self.conv_1.weight, out_channels * 9)
+        self.norm_0 = norm_layer(normalization, out_channels)
+        self.norm_1 = norm_layer(normalization, out_channels)
+        self.activation = ACTIVATIONS[activation]
 
     def forward(self, x: torch.Tensor, dropout_rate: float) -> torch.Tensor:
-        for conv in (self.conv_0, self.conv_1):
-            x = norm_act(conv(x))
+        for conv, norm in ((self.conv_0, self.norm_0), (self.conv_1, self.norm_1)):
+            x = self.activation(norm(conv(x)))
             if self.training and dropout_rate > 0.0:  # Dropout2d: one draw per (example, channel)
                 x = F.dropout2d(x, dropout_rate, training=True)
         return x
 
 
 class TransposeConvBlock(nn.Module):
-    """2x2 stride-2 transpose conv without bias (doubles height and width) -> instance norm -> leaky ReLU."""
+    """2x2 stride-2 transpose conv without bias (doubles height and width) -> instance norm -> activation."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, activation: str = "leaky_relu") -> None:
         super().__init__()
         self.conv_transpose = nn.ConvTranspose2d(
             in_channels, out_channels, kernel_size=2, stride=2, bias=False
         )
         lecun_normal_(self.conv_transpose.weight, in_channels * 4)
+        self.activation = ACTIVATIONS[activation]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return norm_act(self.conv_transpose(x))
+        return self.activation(F.instance_norm(self.conv_transpose(x), eps=INSTANCE_NORM_EPS))
 
 
 class UNet(nn.Module):
     """AlgoPerf's fastMRI U-Net: inputs (N, H, W) -> outputs (N, H, W); H and W divisible by 2**pools."""
 
-    def __init__(self, channels: int, num_pool_layers: int) -> None:
+    def __init__(
+        self,
+        channels: int,
+        num_pool_layers: int,
+        activation: str = "leaky_relu",
+        normalization: str = "instance",
+    ) -> None:
         super().__init__()
-        self.down = nn.ModuleList([ConvBlock(1, channels)])
+        block = functools.partial(ConvBlock, activation=activation, normalization=normalization)
+        self.down = nn.ModuleList([block(1, channels)])
         width = channels
         for _ in range(num_pool_layers - 1):
-            self.down.append(ConvBlock(width, width * 2))
+            self.down.append(block(width, width * 2))
             width *= 2
-        self.bottleneck = ConvBlock(width, width * 2)
+        self.bottleneck = block(width, width * 2)
         self.up_transpose = nn.ModuleList()
         self.up = nn.ModuleList()
         for _ in range(num_pool_layers):
-            self.up_transpose.append(TransposeConvBlock(width * 2, width))
-            self.up.append(ConvBlock(width * 2, width))
+            self.up_transpose.append(TransposeConvBlock(width * 2, width, activation))
+            self.up.append(block(width * 2, width))
             width //= 2
         self.output = nn.Conv2d(channels, 1, kernel_size=1)
         lecun_normal_(self.output.weight, channels)
@@ -104,12 +146,16 @@ class UNet(nn.Module):
 class FastMriMiniWorkload(TorchArrays, BaseFastMriMiniWorkload):
     def init_model_fn(self, rng: Any) -> tuple[nn.Module, None]:
         torch.manual_seed(to_seed(rng))
-        model = UNet(self.num_channels, self.num_pool_layers).to(self.device)
+        model = UNet(self.num_channels, self.num_pool_layers, self.activation, self.normalization)
+        model = model.to(self.device)
         self.record_param_shapes(model)
         return model, None
 
     def param_type(self, name: str) -> ParameterType:
-        """Every kernel (3x3, transpose 2x2 and the final 1x1) is a conv weight, as AlgoPerf types them."""
+        """Every kernel (3x3, transpose 2x2 and the final 1x1) is a conv weight, as AlgoPerf types them;
+        the layer-norm variant adds layer-norm scales and biases."""
+        if ".norm_" in name:
+            return ParameterType.LAYER_NORM_BIAS if name.endswith("bias") else ParameterType.LAYER_NORM_SCALE
         return ParameterType.BIAS if name.endswith("bias") else ParameterType.CONV_WEIGHT
 
     def is_output_params(self, param_name: str) -> bool:
@@ -153,3 +199,15 @@ class FastMriMiniWorkload(TorchArrays, BaseFastMriMiniWorkload):
         host = {key: value.cpu().numpy() for key, value in batch.items()}
         ssim = batch_ssim(outputs.cpu().numpy(), host)
         return {"ssim": float(np.sum(ssim)), "loss": float(loss)}
+
+
+class FastMriMiniModelSizeWorkload(ModelSizeVariant, FastMriMiniWorkload):
+    """fastmri_mini_model_size: see ``workload.ModelSizeVariant``."""
+
+
+class FastMriMiniTanhWorkload(TanhVariant, FastMriMiniWorkload):
+    """fastmri_mini_tanh: see ``workload.TanhVariant``."""
+
+
+class FastMriMiniLayerNormWorkload(LayerNormVariant, FastMriMiniWorkload):
+    """fastmri_mini_layernorm: see ``workload.LayerNormVariant``."""

@@ -5,7 +5,9 @@ zero-filled reconstruction (``data.py`` documents the synthetic ellipse phantoms
 and the per-image normalisation). Model: AlgoPerf's U-Net (conv 3x3 -> instance norm without affine
 parameters -> leaky ReLU 0.2 -> channel dropout, twice per block; average-pool downsampling; 2x2 stride-2
 transpose-conv upsampling with instance norm and leaky ReLU; skip connections by concatenation; a final 1x1
-conv), with ``NUM_CHANNELS`` base channels and ``NUM_POOL_LAYERS`` pools instead of 32 and 4. Loss: the
+conv), with ``NUM_CHANNELS`` base channels and ``NUM_POOL_LAYERS`` pools instead of 32 and 4; its size,
+activation and normalisation are switches on ``BaseFastMriMiniWorkload`` that AlgoPerf's variants change
+(the classes at the end of this module). Loss: the
 per-example mean absolute error on the normalised images (LossType.MEAN_ABSOLUTE_ERROR).
 
 Metric: SSIM as AlgoPerf (after fastMRI and skimage) computes it, implemented once here in numpy so the two
@@ -116,9 +118,11 @@ class BaseFastMriMiniWorkload(ArrayWorkload):
     loss_type = LossType.MEAN_ABSOLUTE_ERROR
     eval_batch_size = EVAL_BATCH_SIZE
 
-    # The U-Net's size; a variant (AlgoPerf's "model size") would change these.
+    # The U-Net's switches, read by both frameworks' models; the variants below change them.
     num_channels = NUM_CHANNELS
     num_pool_layers = NUM_POOL_LAYERS
+    activation = "leaky_relu"  # or "tanh": after every norm, in conv and transpose-conv blocks alike
+    normalization = "instance"  # or "layer": the conv blocks' norms (transpose-conv blocks keep instance)
 
     @property
     def splits(self) -> dict[str, MriSplit]:
@@ -145,3 +149,30 @@ class BaseFastMriMiniWorkload(ArrayWorkload):
 
     def summarize_eval(self, totals: dict[str, Any], num_examples: int) -> dict[str, float]:
         return {"ssim": totals["ssim"] / num_examples, "loss": totals["loss"] / num_examples}
+
+
+# ---- variants (ALGOPERF.md section 6): each framework's variant class puts one of these before its base ----
+
+
+class ModelSizeVariant:
+    """AlgoPerf's FastMRIModelSizeWorkload, scaled as the base is: AlgoPerf goes from 32 channels and 4
+    pools to 64 channels and 3 (twice the channels, one pool fewer); here from 16 and 2 to 32 and 1. It
+    costs several times the base's compute per step, as AlgoPerf's does, within the base's budget."""
+
+    num_channels = 2 * NUM_CHANNELS
+    num_pool_layers = NUM_POOL_LAYERS - 1
+
+
+class TanhVariant:
+    """AlgoPerf's FastMRITanhWorkload: tanh instead of every leaky ReLU."""
+
+    activation = "tanh"
+
+
+class LayerNormVariant:
+    """AlgoPerf's FastMRILayerNormWorkload: each conv block's two instance norms become layer norms over
+    (height, width, channels) with a learned per-channel scale and bias (Flax's LayerNorm over axes 1-3,
+    PyTorch's GroupNorm with one group; epsilon 1e-6, as AlgoPerf); the transpose-conv blocks keep their
+    instance norms, as AlgoPerf's do."""
+
+    normalization = "layer"

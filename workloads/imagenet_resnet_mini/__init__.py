@@ -1,14 +1,15 @@
 """imagenet_resnet_mini: AlgoPerf's imagenet_resnet at CPU scale, a small ResNet with batch norm on
-procedurally generated class-conditional images (``images.py``, shared with imagenet_vit_mini)."""
+procedurally generated class-conditional images (``images.py``, shared with imagenet_vit_mini), and its
+AlgoPerf variants (SiLU, GELU, large batch-norm init; see ``workload.py``)."""
 
-from pytest_algoperf.registry import WorkloadEntry
+from pytest_algoperf.registry import workload_family
 
-WORKLOADS = [
-    WorkloadEntry(
-        "imagenet_resnet_mini",
-        {
-            "pytorch": "algoperf_workloads.imagenet_resnet_mini.pytorch:ImagenetResNetMiniWorkload",
-            "jax": "algoperf_workloads.imagenet_resnet_mini.jax:ImagenetResNetMiniWorkload",
-        },
-    ),
-]
+WORKLOADS = workload_family(
+    "imagenet_resnet_mini",
+    "ImagenetResNetMiniWorkload",
+    {
+        "imagenet_resnet_mini_silu": "ImagenetResNetMiniSiluWorkload",
+        "imagenet_resnet_mini_gelu": "ImagenetResNetMiniGeluWorkload",
+        "imagenet_resnet_mini_large_bn_init": "ImagenetResNetMiniLargeBnInitWorkload",
+    },
+)

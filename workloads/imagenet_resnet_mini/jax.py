@@ -7,7 +7,8 @@ none for 1x1) because Flax's ``SAME`` pads a stride-2 convolution asymmetrically
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Callable
+from functools import cache, partial
 from typing import Any
 
 import jax
@@ -21,11 +22,16 @@ from algoperf_workloads.imagenet_resnet_mini.workload import (
     STAGE_STRIDES,
     STAGE_WIDTHS,
     BaseImagenetResNetMiniWorkload,
+    GeluVariant,
+    LargeBnInitVariant,
+    SiluVariant,
 )
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
 
 HEAD_INIT_STDDEV = 0.01
 he_normal_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")  # = kaiming_normal_
+# The workload's ``activation`` names; flax.linen.gelu is the tanh approximation, as in AlgoPerf.
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu}
 
 
 def conv(features: int, kernel: int, stride: int, name: str) -> nn.Conv:
@@ -48,27 +54,36 @@ BatchNorm = partial(nn.BatchNorm, momentum=0.9, epsilon=1e-5)
 class BasicBlock(nn.Module):
     features: int
     stride: int
+    activation: str
+    bn_init_scale: float
 
     @nn.compact
     def __call__(self, inputs: jax.Array, train: bool) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
         norm = partial(BatchNorm, use_running_average=not train)
-        x = nn.relu(norm(name="bn1")(conv(self.features, 3, self.stride, "conv1")(inputs)))
-        x = norm(name="bn2", scale_init=nn.initializers.zeros)(conv(self.features, 3, 1, "conv2")(x))
+        x = act(norm(name="bn1")(conv(self.features, 3, self.stride, "conv1")(inputs)))
+        last_norm = norm(name="bn2", scale_init=nn.initializers.constant(self.bn_init_scale))
+        x = last_norm(conv(self.features, 3, 1, "conv2")(x))
         shortcut = inputs
         if self.stride != 1 or inputs.shape[-1] != self.features:
             shortcut = norm(name="proj_bn")(conv(self.features, 1, self.stride, "proj_conv")(inputs))
-        return nn.relu(x + shortcut)
+        return act(x + shortcut)
 
 
 class ResNet(nn.Module):
+    """Stem, basic blocks, pooled linear head; ``activation`` and ``bn_init_scale`` are the workload's."""
+
     num_classes: int
+    activation: str = "relu"
+    bn_init_scale: float = 0.0
 
     @nn.compact
     def __call__(self, inputs: jax.Array, train: bool) -> jax.Array:
         x = conv(STAGE_WIDTHS[0], 3, 1, "stem_conv")(inputs)
-        x = nn.relu(BatchNorm(use_running_average=not train, name="stem_bn")(x))
+        x = ACTIVATIONS[self.activation](BatchNorm(use_running_average=not train, name="stem_bn")(x))
         for index, (width, stride) in enumerate(zip(STAGE_WIDTHS, STAGE_STRIDES, strict=True)):
-            x = BasicBlock(width, stride, name=f"blocks_{index}")(x, train)
+            block = BasicBlock(width, stride, self.activation, self.bn_init_scale, name=f"blocks_{index}")
+            x = block(x, train)
         head = nn.Dense(
             self.num_classes,
             kernel_init=nn.initializers.normal(HEAD_INIT_STDDEV),
@@ -78,15 +93,21 @@ class ResNet(nn.Module):
         return head(x.mean(axis=(1, 2)))
 
 
-# One model and one jitted initialiser per process: every workload instance reuses the compilation.
-MODEL = ResNet(NUM_CLASSES)
-init_variables = jax.jit(partial(MODEL.init, train=False))
+@cache
+def resnet(activation: str, bn_init_scale: float) -> tuple[ResNet, Callable[..., Any]]:
+    """One model and one jitted initialiser per process and configuration: every workload instance reuses
+    the compilation."""
+    model = ResNet(NUM_CLASSES, activation, bn_init_scale)
+    return model, jax.jit(partial(model.init, train=False))
 
 
 class ImagenetResNetMiniWorkload(JaxImageClassifier, BaseImagenetResNetMiniWorkload):
-    _model = MODEL
+    @property
+    def _model(self) -> ResNet:
+        return resnet(self.activation, self.bn_init_scale)[0]
 
     def init_model_fn(self, rng: Any) -> tuple[Any, Any]:
+        init_variables = resnet(self.activation, self.bn_init_scale)[1]
         variables = init_variables(init_key(rng), jnp.zeros((1, *INPUT_SHAPE)))
         self.record_param_shapes(variables["params"])
         return variables["params"], variables["batch_stats"]
@@ -117,3 +138,15 @@ class ImagenetResNetMiniWorkload(JaxImageClassifier, BaseImagenetResNetMiniWorkl
             logits, updates = self._model.apply(variables, inputs, train=True, mutable=["batch_stats"])
             return logits, updates["batch_stats"] if update_batch_norm else model_state
         return self._model.apply(variables, inputs, train=False), model_state
+
+
+class ImagenetResNetMiniSiluWorkload(SiluVariant, ImagenetResNetMiniWorkload):
+    """imagenet_resnet_mini_silu: see ``workload.SiluVariant``."""
+
+
+class ImagenetResNetMiniGeluWorkload(GeluVariant, ImagenetResNetMiniWorkload):
+    """imagenet_resnet_mini_gelu: see ``workload.GeluVariant``."""
+
+
+class ImagenetResNetMiniLargeBnInitWorkload(LargeBnInitVariant, ImagenetResNetMiniWorkload):
+    """imagenet_resnet_mini_large_bn_init: see ``workload.LargeBnInitVariant``."""

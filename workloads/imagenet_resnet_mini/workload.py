@@ -9,7 +9,9 @@ and a horizontal flip on the host, from the input queue's random key.
 
 Model: a ResNet with batch norm, as AlgoPerf's imagenet_resnet but small: a 3x3 stem, then three stages of
 one basic block each (``STAGE_WIDTHS`` channels, strides 1, 2, 2; a 1x1 projection shortcut where the shape
-changes), global average pooling and a linear head. Loss: softmax cross-entropy with optional label
+changes), global average pooling and a linear head; its activation and the initial scale of each block's
+last batch norm are switches on ``BaseImagenetResNetMiniWorkload``, which AlgoPerf's variants change (the
+classes at the end of this module). Loss: softmax cross-entropy with optional label
 smoothing; metric: accuracy (higher is better), computed here in numpy from the logits that each framework's
 ``eval_batch`` returns, so the two frameworks cannot drift apart.
 """
@@ -118,3 +120,30 @@ class BaseImagenetResNetMiniWorkload(BaseImageWorkload):
     name = "imagenet_resnet_mini"
     base_name = "imagenet_resnet_mini"
     calibration_file = Path(__file__).with_name("calibration.json")
+    # The model's switches, read by both frameworks' ResNets (and inherited by cifar); the variants below
+    # change them, as AlgoPerf's use_silu, use_gelu and bn_init_scale do.
+    activation = "relu"  # every activation: stem, inside each block, after each residual sum
+    bn_init_scale = 0.0  # the initial scale of each block's last batch norm (0: blocks start as identity)
+
+
+# ---- variants (ALGOPERF.md section 6): each framework's variant class puts one of these before its base ----
+
+
+class SiluVariant:
+    """AlgoPerf's ImagenetResNetSiLUWorkload: SiLU instead of every ReLU."""
+
+    activation = "silu"
+
+
+class GeluVariant:
+    """AlgoPerf's ImagenetResNetGELUWorkload: GELU instead of every ReLU, in its tanh approximation (Flax's
+    ``nn.gelu`` default, and AlgoPerf's PyTorch ResNet asks for it to match)."""
+
+    activation = "gelu"
+
+
+class LargeBnInitVariant:
+    """AlgoPerf's ImagenetResNetLargeBNScaleWorkload: each residual block's last batch-norm scale starts at
+    8 instead of 0, so the residual branches are large from the first step."""
+
+    bn_init_scale = 8.0

@@ -10,7 +10,7 @@ rate of None; drawing the masks unconditionally would add a third to every step 
 from __future__ import annotations
 
 import math
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import jax
@@ -29,6 +29,9 @@ from algoperf_workloads.imagenet_vit_mini.workload import (
     PATCH_SIZE,
     WIDTH,
     BaseImagenetVitMiniWorkload,
+    GluVariant,
+    MapVariant,
+    PostLayerNormVariant,
 )
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
 
@@ -59,30 +62,59 @@ class Attention(nn.Module):
     num_heads: int
 
     @nn.compact
-    def __call__(self, inputs: jax.Array) -> jax.Array:
+    def __call__(self, inputs: jax.Array, context: jax.Array | None = None) -> jax.Array:
+        """Queries from ``inputs``; keys and values from ``context`` (the MAP head's) or ``inputs``."""
+        context = inputs if context is None else context
         batch, tokens, width = inputs.shape
         head_dim = width // self.num_heads
 
-        def heads(name: str) -> jax.Array:
-            return Dense(width, name=name)(inputs).reshape(batch, tokens, self.num_heads, head_dim)
+        def heads(name: str, x: jax.Array) -> jax.Array:
+            return Dense(width, name=name)(x).reshape(batch, x.shape[1], self.num_heads, head_dim)
 
-        query, key, value = heads("query"), heads("key"), heads("value")
+        query, key, value = heads("query", inputs), heads("key", context), heads("value", context)
         scores = jnp.einsum("bqhd,bkhd->bhqk", query, key) / math.sqrt(head_dim)
         mixed = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1), value)
         return Dense(width, name="out")(mixed.reshape(batch, tokens, width))
 
 
+def mlp(module: nn.Module, x: jax.Array, dropout_rate: Any, train: bool, use_glu: bool = False) -> jax.Array:
+    """The GELU MLP of a block or of the MAP head, as submodules of ``module`` (pytorch.py's ``mlp``)."""
+    hidden = jax.nn.gelu(Dense(MLP_DIM, name="mlp_in")(x), approximate=False)
+    if use_glu:
+        hidden = hidden * Dense(MLP_DIM, name="mlp_glu")(hidden)
+    return Dense(WIDTH, name="mlp_out")(dropout(module, hidden, dropout_rate, train))
+
+
 class EncoderBlock(nn.Module):
+    use_glu: bool = False
+    use_post_layer_norm: bool = False
+
     @nn.compact
     def __call__(self, x: jax.Array, dropout_rate: Any, train: bool) -> jax.Array:
         drop = partial(dropout, self, rate=dropout_rate, train=train)
-        x = x + drop(Attention(NUM_HEADS, name="attention")(LayerNorm(name="ln1")(x)))
-        hidden = jax.nn.gelu(Dense(MLP_DIM, name="mlp_in")(LayerNorm(name="ln2")(x)), approximate=False)
-        return x + drop(Dense(WIDTH, name="mlp_out")(drop(hidden)))
+        attention = Attention(NUM_HEADS, name="attention")
+        if self.use_post_layer_norm:
+            x = LayerNorm(name="ln1")(x + drop(attention(x)))
+            return LayerNorm(name="ln2")(x + drop(mlp(self, x, dropout_rate, train, self.use_glu)))
+        x = x + drop(attention(LayerNorm(name="ln1")(x)))
+        return x + drop(mlp(self, LayerNorm(name="ln2")(x), dropout_rate, train, self.use_glu))
+
+
+class MapHead(nn.Module):
+    """AlgoPerf's multihead attention pooling (pytorch.py's ``MapHead``)."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array, dropout_rate: Any, train: bool) -> jax.Array:
+        probe = self.param("probe", nn.initializers.xavier_uniform(), (1, 1, WIDTH))
+        pooled = Attention(NUM_HEADS, name="attention")(jnp.tile(probe, (x.shape[0], 1, 1)), x)
+        return (pooled + mlp(self, LayerNorm(name="ln")(pooled), dropout_rate, train))[:, 0]
 
 
 class ViT(nn.Module):
     num_classes: int
+    use_glu: bool = False
+    use_post_layer_norm: bool = False
+    use_map: bool = False
 
     @nn.compact
     def __call__(self, inputs: jax.Array, dropout_rate: Any = None, train: bool = False) -> jax.Array:
@@ -95,20 +127,29 @@ class ViT(nn.Module):
         )
         x = dropout(self, x + position, dropout_rate, train)
         for index in range(DEPTH):
-            x = EncoderBlock(name=f"blocks_{index}")(x, dropout_rate, train)
-        pooled = LayerNorm(name="encoder_norm")(x).mean(axis=1)
+            block = EncoderBlock(self.use_glu, self.use_post_layer_norm, name=f"blocks_{index}")
+            x = block(x, dropout_rate, train)
+        if not self.use_post_layer_norm:  # post-layernorm blocks end normalised (AlgoPerf's post-LN)
+            x = LayerNorm(name="encoder_norm")(x)
+        pooled = MapHead(name="map")(x, dropout_rate, train) if self.use_map else x.mean(axis=1)
         return nn.Dense(self.num_classes, kernel_init=nn.initializers.zeros, name="head")(pooled)
 
 
-# One model and one jitted initialiser per process: every workload instance reuses the compilation.
-MODEL = ViT(NUM_CLASSES)
-init_variables = jax.jit(MODEL.init)
+@cache
+def model_and_init(use_glu: bool, use_post_layer_norm: bool, use_map: bool) -> tuple[ViT, Any]:
+    """One model and one jitted initialiser per process and variant: every workload instance reuses the
+    compilation."""
+    model = ViT(NUM_CLASSES, use_glu, use_post_layer_norm, use_map)
+    return model, jax.jit(model.init)
 
 
 class ImagenetVitMiniWorkload(JaxImageClassifier, BaseImagenetVitMiniWorkload):
-    _model = MODEL
+    @property
+    def _model(self) -> ViT:
+        return model_and_init(self.use_glu, self.use_post_layer_norm, self.use_map)[0]
 
     def init_model_fn(self, rng: Any) -> tuple[Any, None]:
+        init_variables = model_and_init(self.use_glu, self.use_post_layer_norm, self.use_map)[1]
         params = init_variables(init_key(rng), jnp.zeros((1, *INPUT_SHAPE)))["params"]
         self.record_param_shapes(params)
         return params, None
@@ -140,3 +181,15 @@ class ImagenetVitMiniWorkload(JaxImageClassifier, BaseImagenetVitMiniWorkload):
         inputs = augmented_and_preprocessed_input_batch["inputs"]
         logits = self._model.apply({"params": params}, inputs, dropout_rate, train, rngs=rngs)
         return logits, model_state
+
+
+class ImagenetVitMiniGluWorkload(GluVariant, ImagenetVitMiniWorkload):
+    """AlgoPerf's ImagenetVitGluWorkload."""
+
+
+class ImagenetVitMiniPostLayerNormWorkload(PostLayerNormVariant, ImagenetVitMiniWorkload):
+    """AlgoPerf's ImagenetVitPostLNWorkload."""
+
+
+class ImagenetVitMiniMapWorkload(MapVariant, ImagenetVitMiniWorkload):
+    """AlgoPerf's ImagenetVitMapWorkload."""

@@ -3,7 +3,8 @@
 Initialisation matches jax.py (AlgoPerf's ViT scheme): Xavier-uniform kernels with zero biases in the
 attention and MLP layers, a LeCun-normal patch embedding, position embeddings from N(0, 1/WIDTH), unit
 layernorms and a zero head. Attention is written out (separate query, key, value and output projections,
-``(batch, tokens, heads, head_dim)`` layout) so the weights map one to one onto the Flax model's.
+``(batch, tokens, heads, head_dim)`` layout) so the weights map one to one onto the Flax model's. The
+variants' switches (GLU, post-layernorm, MAP head; workload.py documents them) are ``ViT``'s arguments.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from algoperf_workloads.imagenet_vit_mini.workload import (
     PATCH_SIZE,
     WIDTH,
     BaseImagenetVitMiniWorkload,
+    GluVariant,
+    MapVariant,
+    PostLayerNormVariant,
 )
 from pytest_algoperf.frameworks.numpy_rng import to_seed
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
@@ -46,46 +50,92 @@ class Attention(nn.Module):
         self.value = xavier_linear(width, width)
         self.out = xavier_linear(width, width)
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """Queries from ``inputs``; keys and values from ``context`` (the MAP head's) or ``inputs``."""
+        context = inputs if context is None else context
         batch, tokens, width = inputs.shape
         head_dim = width // self.num_heads
 
         def heads(x: torch.Tensor) -> torch.Tensor:
-            return x.view(batch, tokens, self.num_heads, head_dim)
+            return x.view(batch, x.shape[1], self.num_heads, head_dim)
 
-        query, key, value = heads(self.query(inputs)), heads(self.key(inputs)), heads(self.value(inputs))
+        query, key, value = heads(self.query(inputs)), heads(self.key(context)), heads(self.value(context))
         scores = torch.einsum("bqhd,bkhd->bhqk", query, key) / math.sqrt(head_dim)
         mixed = torch.einsum("bhqk,bkhd->bqhd", scores.softmax(dim=-1), value)
         return self.out(mixed.reshape(batch, tokens, width))
 
 
+def mlp(layers: nn.Module, x: torch.Tensor, dropout_rate: float) -> torch.Tensor:
+    """The GELU MLP of a block or of the MAP head, on ``layers``' ``mlp_in``, ``mlp_glu``, ``mlp_out``: with
+    the GLU variant the GELU output is gated by ``mlp_glu`` of itself (AlgoPerf's GLU)."""
+    hidden = F.gelu(layers.mlp_in(x))
+    if layers.mlp_glu is not None:
+        hidden = hidden * layers.mlp_glu(hidden)
+    return layers.mlp_out(F.dropout(hidden, dropout_rate, layers.training))
+
+
 class EncoderBlock(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, use_glu: bool = False, use_post_layer_norm: bool = False) -> None:
         super().__init__()
+        self.use_post_layer_norm = use_post_layer_norm
         self.ln1 = nn.LayerNorm(WIDTH, eps=LAYER_NORM_EPSILON)
         self.attention = Attention(WIDTH, NUM_HEADS)
         self.ln2 = nn.LayerNorm(WIDTH, eps=LAYER_NORM_EPSILON)
         self.mlp_in = xavier_linear(WIDTH, MLP_DIM)
+        self.mlp_glu = xavier_linear(MLP_DIM, MLP_DIM) if use_glu else None
         self.mlp_out = xavier_linear(MLP_DIM, WIDTH)
 
     def forward(self, x: torch.Tensor, dropout_rate: float) -> torch.Tensor:
         drop = lambda y: F.dropout(y, dropout_rate, self.training)  # noqa: E731
+        if self.use_post_layer_norm:
+            x = self.ln1(x + drop(self.attention(x)))
+            return self.ln2(x + drop(mlp(self, x, dropout_rate)))
         x = x + drop(self.attention(self.ln1(x)))
-        return x + drop(self.mlp_out(drop(F.gelu(self.mlp_in(self.ln2(x))))))
+        return x + drop(mlp(self, self.ln2(x), dropout_rate))
+
+
+class MapHead(nn.Module):
+    """AlgoPerf's multihead attention pooling: a learned probe attends over the tokens, then a
+    pre-layernorm MLP residual; returns the probe's vector."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Flax's xavier_uniform for a (1, 1, WIDTH) parameter: fan_in 1, fan_out WIDTH (torch's
+        # xavier_uniform_ would count this shape's fans otherwise).
+        limit = math.sqrt(6.0 / (1 + WIDTH))
+        self.probe = nn.Parameter(torch.empty(1, 1, WIDTH).uniform_(-limit, limit))
+        self.attention = Attention(WIDTH, NUM_HEADS)
+        self.ln = nn.LayerNorm(WIDTH, eps=LAYER_NORM_EPSILON)
+        self.mlp_in = xavier_linear(WIDTH, MLP_DIM)
+        self.mlp_glu = None  # AlgoPerf's MAP head has a plain MLP in every variant
+        self.mlp_out = xavier_linear(MLP_DIM, WIDTH)
+
+    def forward(self, x: torch.Tensor, dropout_rate: float) -> torch.Tensor:
+        pooled = self.attention(self.probe.expand(x.shape[0], -1, -1), x)
+        return (pooled + mlp(self, self.ln(pooled), dropout_rate))[:, 0]
 
 
 class ViT(nn.Module):
-    def __init__(self, num_classes: int, in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 3,
+        use_glu: bool = False,
+        use_post_layer_norm: bool = False,
+        use_map: bool = False,
+    ) -> None:
         super().__init__()
         self.patch_embedding = nn.Conv2d(in_channels, WIDTH, PATCH_SIZE, stride=PATCH_SIZE)
         lecun_normal_(self.patch_embedding.weight)
         nn.init.zeros_(self.patch_embedding.bias)
         self.pos_embedding = nn.Parameter(torch.randn(1, NUM_TOKENS, WIDTH) / math.sqrt(WIDTH))
-        self.blocks = nn.ModuleList(EncoderBlock() for _ in range(DEPTH))
-        self.encoder_norm = nn.LayerNorm(WIDTH, eps=LAYER_NORM_EPSILON)
+        self.blocks = nn.ModuleList(EncoderBlock(use_glu, use_post_layer_norm) for _ in range(DEPTH))
+        # Post-layernorm blocks end normalised: AlgoPerf's post-LN encoder has no final layernorm.
+        self.encoder_norm = None if use_post_layer_norm else nn.LayerNorm(WIDTH, eps=LAYER_NORM_EPSILON)
         self.head = nn.Linear(WIDTH, num_classes)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        self.map = MapHead() if use_map else None  # created last: the base model's init is unchanged
 
     def forward(self, inputs: torch.Tensor, dropout_rate: float = 0.0) -> torch.Tensor:
         """``inputs`` are NHWC; tokens run row by row over the patch grid, as Flax's reshape orders them."""
@@ -93,13 +143,20 @@ class ViT(nn.Module):
         x = F.dropout(x + self.pos_embedding, dropout_rate, self.training)
         for block in self.blocks:
             x = block(x, dropout_rate)
-        return self.head(self.encoder_norm(x).mean(dim=1))
+        if self.encoder_norm is not None:
+            x = self.encoder_norm(x)
+        return self.head(x.mean(dim=1) if self.map is None else self.map(x, dropout_rate))
 
 
 class ImagenetVitMiniWorkload(TorchImageClassifier, BaseImagenetVitMiniWorkload):
     def init_model_fn(self, rng: Any) -> tuple[nn.Module, None]:
         torch.manual_seed(to_seed(rng))
-        model = ViT(self.num_classes).to(self.device)
+        model = ViT(
+            self.num_classes,
+            use_glu=self.use_glu,
+            use_post_layer_norm=self.use_post_layer_norm,
+            use_map=self.use_map,
+        ).to(self.device)
         self.record_param_shapes(model)
         return model, None
 
@@ -144,3 +201,15 @@ ATTENTION_TYPES = {
     "value": ParameterType.ATTENTION_V,
     "out": ParameterType.ATTENTION_OUT,
 }
+
+
+class ImagenetVitMiniGluWorkload(GluVariant, ImagenetVitMiniWorkload):
+    """AlgoPerf's ImagenetVitGluWorkload."""
+
+
+class ImagenetVitMiniPostLayerNormWorkload(PostLayerNormVariant, ImagenetVitMiniWorkload):
+    """AlgoPerf's ImagenetVitPostLNWorkload."""
+
+
+class ImagenetVitMiniMapWorkload(MapVariant, ImagenetVitMiniWorkload):
+    """AlgoPerf's ImagenetVitMapWorkload."""

@@ -30,6 +30,9 @@ from algoperf_workloads.librispeech_conformer_mini.workload import (
     NUM_HEADS,
     SUBSAMPLING_CHANNELS,
     BaseConformerMiniWorkload,
+    ConformerAttentionTemperature,
+    ConformerGelu,
+    ConformerNoPostLayerNorm,
     sinusoidal_positions,
     speech_eval_outputs,
 )
@@ -38,6 +41,7 @@ from pytest_algoperf.spec import ForwardPassMode, ParameterType
 
 Array = jax.Array
 xavier = nn.initializers.xavier_uniform()
+ACTIVATIONS = {"swish": nn.swish, "gelu": nn.gelu}  # the workload's ``activation`` switch (GELU: tanh form)
 
 
 def dense(features: int, name: str) -> nn.Dense:
@@ -108,14 +112,18 @@ class Subsample(nn.Module):
 
 
 class FeedForward(nn.Module):
+    activation: str = "swish"
+
     @nn.compact
     def __call__(self, inputs: Array, mask: Array, rate: Any, train: bool) -> Array:
         outputs = dense(ENCODER_DIM * FEED_FORWARD_EXPANSION, "dense_in")(layer_norm()(inputs))
-        outputs = nn.swish(outputs) * mask
+        outputs = ACTIVATIONS[self.activation](outputs) * mask
         return Dropout()(dense(ENCODER_DIM, "dense_out")(outputs) * mask, rate, train)
 
 
 class SelfAttention(nn.Module):
+    temperature: float = 1.0  # scales the value average, as in pytorch.py
+
     @nn.compact
     def __call__(self, inputs: Array, paddings: Array, rate: Any, train: bool) -> Array:
         batch, length, _ = inputs.shape
@@ -128,6 +136,8 @@ class SelfAttention(nn.Module):
         logits = jnp.einsum("bqhd,bkhd->bhqk", query, key) / math.sqrt(query.shape[-1])
         logits = jnp.where(paddings[:, None, None, :] > 0, jnp.finfo(logits.dtype).min, logits)
         outputs = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(logits, axis=-1), value)
+        if self.temperature != 1.0:
+            outputs = outputs * self.temperature
         return Dropout()(dense(ENCODER_DIM, "out")(outputs.reshape(batch, length, -1)), rate, train)
 
 
@@ -146,33 +156,47 @@ class DepthwiseConv(nn.Module):
 
 
 class ConvolutionModule(nn.Module):
+    activation: str = "swish"
+
     @nn.compact
     def __call__(self, inputs: Array, paddings: Array, rate: Any, train: bool) -> Array:
         outputs = dense(2 * ENCODER_DIM, "pointwise_in")(layer_norm()(inputs))
         outputs = outputs[..., :ENCODER_DIM] * jax.nn.sigmoid(outputs[..., ENCODER_DIM:])
         outputs = outputs * (1.0 - paddings)[..., None]
         outputs = DepthwiseConv(name="depthwise")(outputs)
-        outputs = nn.swish(MaskedBatchNorm(name="batch_norm")(outputs, paddings, train))
+        outputs = MaskedBatchNorm(name="batch_norm")(outputs, paddings, train)
+        outputs = ACTIVATIONS[self.activation](outputs)
         return Dropout()(dense(ENCODER_DIM, "pointwise_out")(outputs), rate, train)
 
 
 class ConformerBlock(nn.Module):
+    attention_temperature: float = 1.0
+    activation: str = "swish"
+    post_layer_norm: bool = True
+
     @nn.compact
     def __call__(self, inputs: Array, paddings: Array, rate: Any, train: bool) -> Array:
         mask = (1.0 - paddings)[..., None]
-        x = inputs + 0.5 * FeedForward(name="ff1")(inputs, mask, rate, train)
-        x = x + SelfAttention(name="attention")(x, paddings, rate, train)
-        x = x + ConvolutionModule(name="conv")(x, paddings, rate, train)
-        x = x + 0.5 * FeedForward(name="ff2")(x, mask, rate, train)
-        return layer_norm()(x)
+        x = inputs + 0.5 * FeedForward(self.activation, name="ff1")(inputs, mask, rate, train)
+        x = x + SelfAttention(self.attention_temperature, name="attention")(x, paddings, rate, train)
+        x = x + ConvolutionModule(self.activation, name="conv")(x, paddings, rate, train)
+        x = x + 0.5 * FeedForward(self.activation, name="ff2")(x, mask, rate, train)
+        return layer_norm()(x) if self.post_layer_norm else x
 
 
 class Conformer(nn.Module):
+    """The model; its fields are the workload's variant switches (``BaseConformerMiniWorkload``)."""
+
+    attention_temperature: float = 1.0
+    activation: str = "swish"
+    post_layer_norm: bool = True
+
     @nn.compact
     def __call__(self, inputs: Array, paddings: Array, rate: Any, train: bool) -> tuple[Array, Array]:
         x, paddings = Subsample(name="subsample")(inputs, paddings, rate, train)
+        switches = (self.attention_temperature, self.activation, self.post_layer_norm)
         for index in range(NUM_BLOCKS):
-            x = ConformerBlock(name=f"blocks_{index}")(x, paddings, rate, train)
+            x = ConformerBlock(*switches, name=f"blocks_{index}")(x, paddings, rate, train)
         return dense(NUM_CLASSES, "head")(layer_norm()(x)), paddings
 
 
@@ -194,7 +218,7 @@ def parameter_type(names: tuple[str, ...]) -> ParameterType:
 class ConformerMiniWorkload(JaxArrays, BaseConformerMiniWorkload):
     @cached_property
     def _model(self) -> Conformer:
-        return Conformer()
+        return Conformer(self.attention_temperature, self.activation, self.post_layer_norm)
 
     @cached_property
     def _compiled_inits(self) -> dict[Any, Any]:
@@ -286,3 +310,15 @@ class ConformerMiniWorkload(JaxArrays, BaseConformerMiniWorkload):
         logits, logit_paddings, per_example = jax.device_get(self._eval_jit(params, model_state, batch))
         targets, target_paddings = jax.device_get(batch["targets"])
         return speech_eval_outputs(logits, logit_paddings, targets, target_paddings, per_example)
+
+
+class ConformerMiniAttentionTemperatureWorkload(ConformerAttentionTemperature, ConformerMiniWorkload):
+    pass
+
+
+class ConformerMiniLayerNormWorkload(ConformerNoPostLayerNorm, ConformerMiniWorkload):
+    pass
+
+
+class ConformerMiniGeluWorkload(ConformerGelu, ConformerMiniWorkload):
+    pass

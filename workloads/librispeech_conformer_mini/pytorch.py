@@ -15,6 +15,7 @@ Flax model's (``blocks.0.conv.depthwise`` is ``blocks_0/conv/depthwise``) so wei
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import torch
@@ -34,6 +35,9 @@ from algoperf_workloads.librispeech_conformer_mini.workload import (
     NUM_HEADS,
     SUBSAMPLING_CHANNELS,
     BaseConformerMiniWorkload,
+    ConformerAttentionTemperature,
+    ConformerGelu,
+    ConformerNoPostLayerNorm,
     sinusoidal_positions,
     speech_eval_outputs,
 )
@@ -42,6 +46,8 @@ from pytest_algoperf.frameworks.pytorch_adapter import TorchArrays
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
 
 Tensor = torch.Tensor
+# The workload's ``activation`` switch; GELU tanh-approximated, as Flax's default.
+ACTIVATIONS = {"swish": F.silu, "gelu": partial(F.gelu, approximate="tanh")}
 
 
 def dense(in_features: int, out_features: int) -> nn.Linear:
@@ -107,24 +113,28 @@ class Subsample(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Layer norm, dense x4 expansion, swish, dense back; padded frames zeroed; residual dropout."""
+    """Layer norm, dense x4 expansion, swish (or ``activation``), dense back; padded frames zeroed;
+    residual dropout."""
 
-    def __init__(self) -> None:
+    def __init__(self, activation: str) -> None:
         super().__init__()
+        self.activation = ACTIVATIONS[activation]
         self.norm = layer_norm()
         self.dense_in = dense(ENCODER_DIM, ENCODER_DIM * FEED_FORWARD_EXPANSION)
         self.dense_out = dense(ENCODER_DIM * FEED_FORWARD_EXPANSION, ENCODER_DIM)
 
     def forward(self, inputs: Tensor, mask: Tensor, dropout_rate: float) -> Tensor:
-        outputs = F.silu(self.dense_in(self.norm(inputs))) * mask
+        outputs = self.activation(self.dense_in(self.norm(inputs))) * mask
         return F.dropout(self.dense_out(outputs) * mask, dropout_rate, self.training)
 
 
 class SelfAttention(nn.Module):
-    """Pre-norm multi-head self-attention whose keys at padded frames get no weight."""
+    """Pre-norm multi-head self-attention whose keys at padded frames get no weight; the value average is
+    scaled by ``temperature`` before the output projection."""
 
-    def __init__(self) -> None:
+    def __init__(self, temperature: float) -> None:
         super().__init__()
+        self.temperature = temperature
         self.norm = layer_norm()
         self.query, self.key, self.value, self.out = (dense(ENCODER_DIM, ENCODER_DIM) for _ in range(4))
 
@@ -139,15 +149,18 @@ class SelfAttention(nn.Module):
         logits = query @ key.transpose(-1, -2) / math.sqrt(query.shape[-1])
         logits = logits.masked_fill(paddings[:, None, None, :] > 0, torch.finfo(logits.dtype).min)
         outputs = (logits.softmax(dim=-1) @ value).transpose(1, 2).reshape(batch, length, ENCODER_DIM)
+        if self.temperature != 1.0:
+            outputs = outputs * self.temperature
         return F.dropout(self.out(outputs), dropout_rate, self.training)
 
 
 class ConvolutionModule(nn.Module):
-    """Layer norm, pointwise dense to 2x + GLU, depthwise convolution over time, masked batch norm, swish,
-    pointwise dense; the depthwise convolution sees zeros at padded frames."""
+    """Layer norm, pointwise dense to 2x + GLU, depthwise convolution over time, masked batch norm, swish
+    (or ``activation``), pointwise dense; the depthwise convolution sees zeros at padded frames."""
 
-    def __init__(self) -> None:
+    def __init__(self, activation: str) -> None:
         super().__init__()
+        self.activation = ACTIVATIONS[activation]
         self.norm = layer_norm()
         self.pointwise_in = dense(ENCODER_DIM, 2 * ENCODER_DIM)
         self.depthwise = nn.Conv1d(
@@ -166,18 +179,18 @@ class ConvolutionModule(nn.Module):
         outputs = F.glu(self.pointwise_in(self.norm(inputs)), dim=-1)
         outputs = outputs * (1.0 - paddings).unsqueeze(-1)
         outputs = self.depthwise(outputs.transpose(1, 2)).transpose(1, 2)
-        outputs = F.silu(self.batch_norm(outputs, paddings))
+        outputs = self.activation(self.batch_norm(outputs, paddings))
         return F.dropout(self.pointwise_out(outputs), dropout_rate, self.training)
 
 
 class ConformerBlock(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, attention_temperature: float, activation: str, post_layer_norm: bool) -> None:
         super().__init__()
-        self.ff1 = FeedForward()
-        self.attention = SelfAttention()
-        self.conv = ConvolutionModule()
-        self.ff2 = FeedForward()
-        self.norm = layer_norm()
+        self.ff1 = FeedForward(activation)
+        self.attention = SelfAttention(attention_temperature)
+        self.conv = ConvolutionModule(activation)
+        self.ff2 = FeedForward(activation)
+        self.norm = layer_norm() if post_layer_norm else None
 
     def forward(self, inputs: Tensor, paddings: Tensor, dropout_rate: float) -> Tensor:
         mask = (1.0 - paddings).unsqueeze(-1)
@@ -185,14 +198,20 @@ class ConformerBlock(nn.Module):
         x = x + self.attention(x, paddings, dropout_rate)
         x = x + self.conv(x, paddings, dropout_rate)
         x = x + 0.5 * self.ff2(x, mask, dropout_rate)
-        return self.norm(x)
+        return x if self.norm is None else self.norm(x)
 
 
 class Conformer(nn.Module):
-    def __init__(self) -> None:
+    """The model; its arguments are the workload's variant switches (``BaseConformerMiniWorkload``)."""
+
+    def __init__(
+        self, attention_temperature: float = 1.0, activation: str = "swish", post_layer_norm: bool = True
+    ) -> None:
         super().__init__()
         self.subsample = Subsample()
-        self.blocks = nn.ModuleList(ConformerBlock() for _ in range(NUM_BLOCKS))
+        self.blocks = nn.ModuleList(
+            ConformerBlock(attention_temperature, activation, post_layer_norm) for _ in range(NUM_BLOCKS)
+        )
         self.norm = layer_norm()
         self.head = dense(ENCODER_DIM, NUM_CLASSES)
 
@@ -222,7 +241,8 @@ def parameter_type(name: str) -> ParameterType:
 class ConformerMiniWorkload(TorchArrays, BaseConformerMiniWorkload):
     def init_model_fn(self, rng: Any) -> tuple[nn.Module, None]:
         torch.manual_seed(to_seed(rng))
-        model = Conformer().to(self.device)
+        model = Conformer(self.attention_temperature, self.activation, self.post_layer_norm)
+        model = model.to(self.device)
         self.record_param_shapes(model)
         return model, None
 
@@ -288,3 +308,15 @@ class ConformerMiniWorkload(TorchArrays, BaseConformerMiniWorkload):
             target_paddings.cpu().numpy(),
             per_example.cpu().numpy(),
         )
+
+
+class ConformerMiniAttentionTemperatureWorkload(ConformerAttentionTemperature, ConformerMiniWorkload):
+    pass
+
+
+class ConformerMiniLayerNormWorkload(ConformerNoPostLayerNorm, ConformerMiniWorkload):
+    pass
+
+
+class ConformerMiniGeluWorkload(ConformerGelu, ConformerMiniWorkload):
+    pass

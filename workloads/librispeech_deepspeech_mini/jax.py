@@ -21,7 +21,7 @@ import optax
 from flax import linen as nn
 
 from algoperf_workloads.librispeech_conformer_mini.data import NUM_BINS, NUM_CLASSES
-from algoperf_workloads.librispeech_conformer_mini.workload import speech_eval_outputs
+from algoperf_workloads.librispeech_conformer_mini.workload import spec_augment, speech_eval_outputs
 from algoperf_workloads.librispeech_deepspeech_mini.workload import (
     BATCH_NORM_DECAY,
     BATCH_NORM_EPSILON,
@@ -33,12 +33,17 @@ from algoperf_workloads.librispeech_deepspeech_mini.workload import (
     NUM_FFN_LAYERS,
     NUM_LSTM_LAYERS,
     BaseDeepspeechMiniWorkload,
+    DeepspeechNoResidual,
+    DeepspeechNormAndSpecAug,
+    DeepspeechSwitches,
+    DeepspeechTanh,
     same_padding,
 )
 from pytest_algoperf.frameworks.jax_adapter import JaxArrays
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
 
 xavier_uniform = nn.initializers.xavier_uniform()
+ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh}  # DeepspeechSwitches.activation
 
 
 class Dropout(nn.Module):
@@ -61,6 +66,7 @@ class Conv2dSubsampling(nn.Module):
 
     features: int
     stride: tuple[int, int]
+    activation: str = "relu"
 
     @nn.compact
     def __call__(self, inputs: jax.Array, paddings: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -71,7 +77,7 @@ class Conv2dSubsampling(nn.Module):
         outputs = jax.lax.conv_general_dilated(
             inputs, kernel, self.stride, pads, dimension_numbers=("NHWC", "HWIO", "NHWC")
         )
-        outputs = nn.relu(outputs + bias)
+        outputs = ACTIVATIONS[self.activation](outputs + bias)
         paddings = paddings[:, :: self.stride[0]]
         return outputs * (1.0 - paddings)[:, :, None, None], paddings
 
@@ -79,15 +85,16 @@ class Conv2dSubsampling(nn.Module):
 class Subsample(nn.Module):
     """Two strided convolutions (time x2, frequency x4 in all), then a Dense layer to the encoder width."""
 
+    activation: str = "relu"
+
     @nn.compact
     def __call__(
         self, inputs: jax.Array, paddings: jax.Array, dropout_rate: Any, train: bool
     ) -> tuple[jax.Array, jax.Array]:
         outputs = (inputs * (1.0 - paddings)[:, :, None])[..., None]  # [batch, time, bins, 1]
         for index, stride in enumerate(CONV_STRIDES):
-            outputs, paddings = Conv2dSubsampling(CONV_CHANNELS, stride, name=f"conv_{index}")(
-                outputs, paddings
-            )
+            conv = Conv2dSubsampling(CONV_CHANNELS, stride, self.activation, name=f"conv_{index}")
+            outputs, paddings = conv(outputs, paddings)
         batch, time, bins, channels = outputs.shape
         outputs = nn.Dense(ENCODER_DIM, kernel_init=xavier_uniform, name="dense")(
             outputs.reshape(batch, time, bins * channels)
@@ -189,41 +196,68 @@ def bidirectional_lstm(
     return jnp.concatenate([forward_outputs, backward_outputs], axis=-1)
 
 
+def normalize(switches: DeepspeechSwitches, inputs: jax.Array, paddings: jax.Array, train: bool) -> jax.Array:
+    """A layer's input norm, in the calling module's scope: batch norm (``norm``) or, under
+    ``layer_norm_everywhere``, layer norm (``layer_norm``), as pytorch.py's ``Normalized``."""
+    if switches.layer_norm_everywhere:
+        return LayerNorm(name="layer_norm")(inputs)
+    return BatchNorm(name="norm")(inputs, paddings, train)
+
+
 class BatchRNN(nn.Module):
     """Batch norm, then a bidirectional LSTM, half the width per direction."""
 
+    switches: DeepspeechSwitches = DeepspeechSwitches()
+
     @nn.compact
     def __call__(self, inputs: jax.Array, paddings: jax.Array, train: bool) -> jax.Array:
-        normed = BatchNorm(name="norm")(inputs, paddings, train)
+        normed = normalize(self.switches, inputs, paddings, train)
         forward = LSTMWeights(ENCODER_DIM // 2, name="forward_lstm")(ENCODER_DIM)
         backward = LSTMWeights(ENCODER_DIM // 2, name="backward_lstm")(ENCODER_DIM)
         return bidirectional_lstm(normed, paddings, forward, backward) * (1.0 - paddings)[:, :, None]
 
 
 class FeedForward(nn.Module):
-    """Batch norm, Dense, ReLU, zeroed padding, dropout (AlgoPerf's DeepSpeech FeedForwardModule)."""
+    """Batch norm, Dense, ReLU (or ``activation``), zeroed padding, dropout (AlgoPerf's DeepSpeech
+    FeedForwardModule)."""
+
+    switches: DeepspeechSwitches = DeepspeechSwitches()
 
     @nn.compact
     def __call__(self, inputs: jax.Array, paddings: jax.Array, dropout_rate: Any, train: bool) -> jax.Array:
-        outputs = BatchNorm(name="norm")(inputs, paddings, train)
+        outputs = normalize(self.switches, inputs, paddings, train)
         outputs = nn.Dense(ENCODER_DIM, kernel_init=xavier_uniform, name="dense")(outputs)
-        outputs = nn.relu(outputs) * (1.0 - paddings)[:, :, None]
+        outputs = ACTIVATIONS[self.switches.activation](outputs) * (1.0 - paddings)[:, :, None]
         return Dropout()(outputs, dropout_rate, train)
 
 
 class DeepSpeech(nn.Module):
-    """Subsampling, residual BatchRNN layers, residual feed-forward layers, layer norm, a Dense CTC head."""
+    """Subsampling, residual BatchRNN layers, residual feed-forward layers, layer norm, a Dense CTC head;
+    ``switches`` are the workload's. SpecAugment (if they ask for it) needs training mode and a
+    ``dropout`` rng, from which it draws its masks."""
+
+    switches: DeepspeechSwitches = DeepspeechSwitches()
 
     @nn.compact
     def __call__(
         self, inputs: jax.Array, paddings: jax.Array, dropout_rate: Any, train: bool
     ) -> tuple[jax.Array, jax.Array]:
-        outputs, paddings = Subsample(name="subsample")(inputs, paddings, dropout_rate, train)
+        switches = self.switches
+        masks = switches.time_mask_count, switches.freq_mask_count
+        if train and any(masks) and self.has_rng("dropout"):
+            uniforms = jax.random.uniform(self.make_rng("dropout"), (inputs.shape[0], 2 * sum(masks)))
+            inputs = spec_augment(jnp, inputs, paddings, uniforms, *masks)
+        outputs, paddings = Subsample(switches.activation, name="subsample")(
+            inputs, paddings, dropout_rate, train
+        )
         for layer in range(NUM_LSTM_LAYERS):
-            outputs = outputs + BatchRNN(name=f"lstm_{layer}")(outputs, paddings, train)
+            branch = BatchRNN(switches, name=f"lstm_{layer}")(outputs, paddings, train)
+            outputs = outputs + branch if switches.residual_connections else branch
         for layer in range(NUM_FFN_LAYERS):
-            outputs = outputs + FeedForward(name=f"ffn_{layer}")(outputs, paddings, dropout_rate, train)
-        outputs = LayerNorm(name="final_norm")(outputs)
+            branch = FeedForward(switches, name=f"ffn_{layer}")(outputs, paddings, dropout_rate, train)
+            outputs = outputs + branch if switches.residual_connections else branch
+        if switches.decoder_layer_norm:
+            outputs = LayerNorm(name="final_norm")(outputs)
         return nn.Dense(NUM_CLASSES, kernel_init=xavier_uniform, name="head")(outputs), paddings
 
 
@@ -232,7 +266,7 @@ def parameter_type(names: tuple[str, ...]) -> ParameterType:
     module, leaf = names[-2], names[-1]
     if module == "norm":
         return ParameterType.BATCH_NORM_SCALE if leaf == "scale" else ParameterType.BATCH_NORM_BIAS
-    if module == "final_norm":
+    if module in ("final_norm", "layer_norm"):
         return ParameterType.LAYER_NORM_SCALE if leaf == "scale" else ParameterType.LAYER_NORM_BIAS
     if module.startswith("conv_"):
         return ParameterType.CONV_WEIGHT if leaf == "kernel" else ParameterType.BIAS
@@ -242,7 +276,7 @@ def parameter_type(names: tuple[str, ...]) -> ParameterType:
 class DeepspeechMiniWorkload(JaxArrays, BaseDeepspeechMiniWorkload):
     @cached_property
     def _model(self) -> DeepSpeech:
-        return DeepSpeech()
+        return DeepSpeech(self.switches)
 
     @cached_property
     def _compiled_inits(self) -> dict[Any, Any]:
@@ -260,7 +294,7 @@ class DeepspeechMiniWorkload(JaxArrays, BaseDeepspeechMiniWorkload):
             )
         variables = self._compiled_inits[signature](rng, *example)
         self.record_param_shapes(variables["params"])
-        return variables["params"], variables["batch_stats"]
+        return variables["params"], variables.get("batch_stats", {})  # none under layer_norm_everywhere
 
     def param_type(self, names: tuple[str, ...]) -> ParameterType:
         return parameter_type(names)
@@ -291,7 +325,7 @@ class DeepspeechMiniWorkload(JaxArrays, BaseDeepspeechMiniWorkload):
         outputs, updates = self._model.apply(
             variables, inputs, paddings, rate, True, rngs=rngs, mutable=["batch_stats"]
         )
-        return outputs, updates["batch_stats"]
+        return outputs, updates.get("batch_stats", model_state)
 
     def loss_fn(
         self,
@@ -325,3 +359,15 @@ class DeepspeechMiniWorkload(JaxArrays, BaseDeepspeechMiniWorkload):
         logits, paddings, per_example = jax.device_get(self._eval_jit(params, model_state, batch))
         targets, target_paddings = jax.device_get(batch["targets"])
         return speech_eval_outputs(logits, paddings, targets, target_paddings, per_example)
+
+
+class DeepspeechMiniTanhWorkload(DeepspeechTanh, DeepspeechMiniWorkload):
+    pass
+
+
+class DeepspeechMiniNoResNetWorkload(DeepspeechNoResidual, DeepspeechMiniWorkload):
+    pass
+
+
+class DeepspeechMiniNormAndSpecAugWorkload(DeepspeechNormAndSpecAug, DeepspeechMiniWorkload):
+    pass

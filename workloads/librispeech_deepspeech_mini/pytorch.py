@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from algoperf_workloads.librispeech_conformer_mini.data import NUM_CLASSES
-from algoperf_workloads.librispeech_conformer_mini.workload import speech_eval_outputs
+from algoperf_workloads.librispeech_conformer_mini.workload import spec_augment, speech_eval_outputs
 from algoperf_workloads.librispeech_deepspeech_mini.workload import (
     BATCH_NORM_DECAY,
     BATCH_NORM_EPSILON,
@@ -29,12 +29,18 @@ from algoperf_workloads.librispeech_deepspeech_mini.workload import (
     NUM_FFN_LAYERS,
     NUM_LSTM_LAYERS,
     BaseDeepspeechMiniWorkload,
+    DeepspeechNoResidual,
+    DeepspeechNormAndSpecAug,
+    DeepspeechSwitches,
+    DeepspeechTanh,
     same_padding,
     subsampled_bins,
 )
 from pytest_algoperf.frameworks.numpy_rng import to_seed
 from pytest_algoperf.frameworks.pytorch_adapter import TorchArrays
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
+
+ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh}  # DeepspeechSwitches.activation
 
 
 def dense(in_features: int, out_features: int) -> nn.Linear:
@@ -46,12 +52,14 @@ def dense(in_features: int, out_features: int) -> nn.Linear:
 
 
 class Conv2dSubsampling(nn.Module):
-    """A 3x3 convolution with TensorFlow's SAME padding and a (time, frequency) stride, then ReLU; the
-    paddings are strided alike, and outputs at padded frames are zeroed (AlgoPerf's Conv2dSubsampling)."""
+    """A 3x3 convolution with TensorFlow's SAME padding and a (time, frequency) stride, then ReLU (or
+    ``activation``); the paddings are strided alike, and outputs at padded frames are zeroed (AlgoPerf's
+    Conv2dSubsampling)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: tuple[int, int]) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: tuple[int, int], activation: str) -> None:
         super().__init__()
         self.stride = stride
+        self.activation = ACTIVATIONS[activation]
         self.kernel = nn.Parameter(nn.init.xavier_uniform_(torch.empty(out_channels, in_channels, 3, 3)))
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
@@ -62,7 +70,7 @@ class Conv2dSubsampling(nn.Module):
             same_padding(bins, self.stride[1]),
         )
         padded = F.pad(inputs, (freq_low, freq_high, time_low, time_high))
-        outputs = F.relu(F.conv2d(padded, self.kernel, self.bias, stride=self.stride))
+        outputs = self.activation(F.conv2d(padded, self.kernel, self.bias, stride=self.stride))
         paddings = paddings[:, :: self.stride[0]]
         return outputs * (1.0 - paddings)[:, None, :, None], paddings
 
@@ -70,10 +78,10 @@ class Conv2dSubsampling(nn.Module):
 class Subsample(nn.Module):
     """Two strided convolutions (time x2, frequency x4 in all), then a Dense layer to the encoder width."""
 
-    def __init__(self) -> None:
+    def __init__(self, activation: str) -> None:
         super().__init__()
-        self.conv_0 = Conv2dSubsampling(1, CONV_CHANNELS, CONV_STRIDES[0])
-        self.conv_1 = Conv2dSubsampling(CONV_CHANNELS, CONV_CHANNELS, CONV_STRIDES[1])
+        self.conv_0 = Conv2dSubsampling(1, CONV_CHANNELS, CONV_STRIDES[0], activation)
+        self.conv_1 = Conv2dSubsampling(CONV_CHANNELS, CONV_CHANNELS, CONV_STRIDES[1], activation)
         self.dense = dense(subsampled_bins() * CONV_CHANNELS, ENCODER_DIM)
 
     def forward(
@@ -130,20 +138,35 @@ class LayerNorm(nn.Module):
         return normed * (1.0 + self.scale) + self.bias
 
 
-class BatchRNN(nn.Module):
+class Normalized(nn.Module):
+    """A layer that normalises its input first: by batch norm (``norm``) or, under
+    ``layer_norm_everywhere``, by layer norm (``layer_norm``), whose padded frames AlgoPerf leaves as they
+    are (its bias; no later layer carries them to a real frame)."""
+
+    def __init__(self, switches: DeepspeechSwitches) -> None:
+        super().__init__()
+        if switches.layer_norm_everywhere:
+            self.layer_norm = LayerNorm(ENCODER_DIM)
+        else:
+            self.norm = BatchNorm(ENCODER_DIM)
+
+    def normalize(self, inputs: torch.Tensor, paddings: torch.Tensor) -> torch.Tensor:
+        return self.norm(inputs, paddings) if hasattr(self, "norm") else self.layer_norm(inputs)
+
+
+class BatchRNN(Normalized):
     """Batch norm, then a bidirectional LSTM, half the width per direction, as two ``nn.LSTM``: the backward
     one reads each utterance reversed within its own length (a gather), so it starts at the last real frame.
     AlgoPerf packs the sequences instead; on the CPU the packed backward pass zero-fills the whole packed
     gradient once per time step, which made a step ~1.5x slower here."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.norm = BatchNorm(ENCODER_DIM)
+    def __init__(self, switches: DeepspeechSwitches) -> None:
+        super().__init__(switches)
         self.forward_lstm = nn.LSTM(ENCODER_DIM, ENCODER_DIM // 2, batch_first=True)
         self.backward_lstm = nn.LSTM(ENCODER_DIM, ENCODER_DIM // 2, batch_first=True)
 
     def forward(self, inputs: torch.Tensor, paddings: torch.Tensor, reverse: torch.Tensor) -> torch.Tensor:
-        normed = self.norm(inputs, paddings)
+        normed = self.normalize(inputs, paddings)
         forward_outputs, _ = self.forward_lstm(normed)
         backward_outputs, _ = self.backward_lstm(torch.take_along_dim(normed, reverse, dim=1))
         backward_outputs = torch.take_along_dim(backward_outputs, reverse, dim=1)
@@ -157,42 +180,59 @@ def reverse_within_lengths(paddings: torch.Tensor) -> torch.Tensor:
     return torch.where(time < lengths, lengths - 1 - time, time)[:, :, None]
 
 
-class FeedForward(nn.Module):
-    """Batch norm, Dense, ReLU, zeroed padding, dropout (AlgoPerf's DeepSpeech FeedForwardModule)."""
+class FeedForward(Normalized):
+    """Batch norm, Dense, ReLU (or ``activation``), zeroed padding, dropout (AlgoPerf's DeepSpeech
+    FeedForwardModule)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.norm = BatchNorm(ENCODER_DIM)
+    def __init__(self, switches: DeepspeechSwitches) -> None:
+        super().__init__(switches)
         self.dense = dense(ENCODER_DIM, ENCODER_DIM)
+        self.activation = ACTIVATIONS[switches.activation]
 
     def forward(self, inputs: torch.Tensor, paddings: torch.Tensor, dropout_rate: float) -> torch.Tensor:
-        outputs = F.relu(self.dense(self.norm(inputs, paddings))) * (1.0 - paddings)[:, :, None]
+        outputs = self.activation(self.dense(self.normalize(inputs, paddings))) * (1.0 - paddings)[:, :, None]
         return F.dropout(outputs, dropout_rate, self.training)
 
 
 class DeepSpeech(nn.Module):
-    """Subsampling, residual BatchRNN layers, residual feed-forward layers, layer norm, a Dense CTC head."""
+    """Subsampling, residual BatchRNN layers, residual feed-forward layers, layer norm, a Dense CTC head;
+    ``switches`` are the workload's (``DeepspeechSwitches``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, switches: DeepspeechSwitches | None = None) -> None:
         super().__init__()
-        self.subsample = Subsample()
+        self.switches = switches = switches or DeepspeechSwitches()
+        self.subsample = Subsample(switches.activation)
         for layer in range(NUM_LSTM_LAYERS):
-            self.add_module(f"lstm_{layer}", BatchRNN())
+            self.add_module(f"lstm_{layer}", BatchRNN(switches))
         for layer in range(NUM_FFN_LAYERS):
-            self.add_module(f"ffn_{layer}", FeedForward())
-        self.final_norm = LayerNorm(ENCODER_DIM)
+            self.add_module(f"ffn_{layer}", FeedForward(switches))
+        self.final_norm = LayerNorm(ENCODER_DIM) if switches.decoder_layer_norm else None
         self.head = dense(ENCODER_DIM, NUM_CLASSES)
 
     def forward(
-        self, inputs: torch.Tensor, paddings: torch.Tensor, dropout_rate: float
+        self,
+        inputs: torch.Tensor,
+        paddings: torch.Tensor,
+        dropout_rate: float,
+        generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """SpecAugment (if the switches ask for it) needs training mode and a ``generator``."""
+        masks = self.switches.time_mask_count, self.switches.freq_mask_count
+        if self.training and generator is not None and any(masks):
+            uniforms = torch.rand((inputs.shape[0], 2 * sum(masks)), generator=generator)
+            inputs = spec_augment(torch, inputs, paddings, uniforms.to(inputs.device), *masks)
         outputs, paddings = self.subsample(inputs, paddings, dropout_rate)
         reverse = reverse_within_lengths(paddings)
+        residual = self.switches.residual_connections
         for layer in range(NUM_LSTM_LAYERS):
-            outputs = outputs + getattr(self, f"lstm_{layer}")(outputs, paddings, reverse)
+            branch = getattr(self, f"lstm_{layer}")(outputs, paddings, reverse)
+            outputs = outputs + branch if residual else branch
         for layer in range(NUM_FFN_LAYERS):
-            outputs = outputs + getattr(self, f"ffn_{layer}")(outputs, paddings, dropout_rate)
-        return self.head(self.final_norm(outputs)), paddings
+            branch = getattr(self, f"ffn_{layer}")(outputs, paddings, dropout_rate)
+            outputs = outputs + branch if residual else branch
+        if self.final_norm is not None:
+            outputs = self.final_norm(outputs)
+        return self.head(outputs), paddings
 
 
 def parameter_type(name: str) -> ParameterType:
@@ -200,7 +240,7 @@ def parameter_type(name: str) -> ParameterType:
     module, leaf = name.rsplit(".", 1)
     if module.endswith(".norm"):
         return ParameterType.BATCH_NORM_SCALE if leaf == "scale" else ParameterType.BATCH_NORM_BIAS
-    if module == "final_norm":
+    if module == "final_norm" or module.endswith(".layer_norm"):
         return ParameterType.LAYER_NORM_SCALE if leaf == "scale" else ParameterType.LAYER_NORM_BIAS
     if leaf == "kernel":
         return ParameterType.CONV_WEIGHT
@@ -210,7 +250,7 @@ def parameter_type(name: str) -> ParameterType:
 class DeepspeechMiniWorkload(TorchArrays, BaseDeepspeechMiniWorkload):
     def init_model_fn(self, rng: Any) -> tuple[nn.Module, None]:
         torch.manual_seed(to_seed(rng))
-        model = DeepSpeech().to(self.device)
+        model = DeepSpeech(self.switches).to(self.device)
         self.record_param_shapes(model)
         return model, None
 
@@ -240,8 +280,11 @@ class DeepspeechMiniWorkload(TorchArrays, BaseDeepspeechMiniWorkload):
             if isinstance(module, BatchNorm):
                 module.update_statistics = update_batch_norm
         inputs, paddings = augmented_and_preprocessed_input_batch["inputs"]
+        generator = None  # SpecAugment's, seeded by rng (the base model has none)
+        if training and rng is not None and (self.switches.time_mask_count or self.switches.freq_mask_count):
+            generator = torch.Generator().manual_seed(to_seed(rng))
         with torch.set_grad_enabled(training):
-            return params(inputs, paddings, rate), model_state
+            return params(inputs, paddings, rate, generator), model_state
 
     def loss_fn(
         self,
@@ -284,3 +327,15 @@ class DeepspeechMiniWorkload(TorchArrays, BaseDeepspeechMiniWorkload):
             target_paddings.cpu().numpy(),
             per_example.cpu().numpy(),
         )
+
+
+class DeepspeechMiniTanhWorkload(DeepspeechTanh, DeepspeechMiniWorkload):
+    pass
+
+
+class DeepspeechMiniNoResNetWorkload(DeepspeechNoResidual, DeepspeechMiniWorkload):
+    pass
+
+
+class DeepspeechMiniNormAndSpecAugWorkload(DeepspeechNormAndSpecAug, DeepspeechMiniWorkload):
+    pass

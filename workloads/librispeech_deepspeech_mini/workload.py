@@ -17,12 +17,14 @@ Model: AlgoPerf's librispeech_deepspeech (DeepSpeech 2) made small, in both fram
 AlgoPerf's batch and layer norms scale by ``1 + scale`` with the scale initialised to zero; so do these.
 AlgoPerf has 6 LSTM and 3 feed-forward layers of width 512 and SpecAugment; at CPU scale the LSTMs dominate
 the step (they are compute-bound), so the mini keeps fewer and narrower ones, and no SpecAugment (the data's
-noise and speaker shifts are the augmentation). Dropout is the ``dropout_rate`` argument of ``model_fn``
+noise and speaker shifts are the augmentation) except in the norm-and-SpecAugment variant (see
+``DeepspeechNormAndSpecAug``). Dropout is the ``dropout_rate`` argument of ``model_fn``
 (AlgoPerf's default 0.1 when the submission passes None).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from algoperf_workloads.librispeech_conformer_mini.data import NUM_BINS
@@ -41,6 +43,30 @@ BATCH_NORM_DECAY = 0.99
 BATCH_NORM_EPSILON = 1e-3  # AlgoPerf's DeepSpeech value
 LAYER_NORM_EPSILON = 1e-6
 DEFAULT_DROPOUT_RATE = 0.1  # AlgoPerf's DeepSpeech uses 0.1 when the submission passes dropout_rate=None
+
+
+@dataclass(frozen=True)
+class DeepspeechSwitches:
+    """The model switches of AlgoPerf's DeepSpeech variants (its ``DeepspeechConfig`` fields), read by both
+    frameworks' models.
+
+    - ``activation`` of the subsampling convolutions and the feed-forward layers (``relu`` or ``tanh``:
+      AlgoPerf's ``use_tanh``).
+    - ``residual_connections`` around the LSTM and feed-forward layers (``enable_residual_connections``).
+    - ``layer_norm_everywhere``: layer norms (named ``layer_norm``) replace the LSTM and feed-forward
+      layers' batch norms (``norm``), so the model has no batch statistics (``layernorm_everywhere``).
+    - ``decoder_layer_norm``: the layer norm before the head (``enable_decoder_layer_norm``).
+    - ``time_mask_count``, ``freq_mask_count``: SpecAugment masks on the inputs in training mode, when
+      ``model_fn`` gets an rng (``spec_augment`` in librispeech_conformer_mini's workload.py); 0 and 0, no
+      SpecAugment, in the base model (see the module docstring).
+    """
+
+    activation: str = "relu"
+    residual_connections: bool = True
+    layer_norm_everywhere: bool = False
+    decoder_layer_norm: bool = True
+    time_mask_count: int = 0
+    freq_mask_count: int = 0
 
 
 def same_padding(size: int, stride: int, kernel: int = 3) -> tuple[int, int]:
@@ -63,3 +89,29 @@ class BaseDeepspeechMiniWorkload(BaseSpeechWorkload):
     name = "librispeech_deepspeech_mini"
     base_name = "librispeech_deepspeech_mini"
     calibration_file = Path(__file__).with_name("calibration.json")
+    switches = DeepspeechSwitches()  # the variants change these
+
+
+# AlgoPerf's DeepSpeech variants, as switch mixins the framework modules put before their base workload.
+class DeepspeechTanh:
+    """AlgoPerf's LibriSpeechDeepSpeechTanhWorkload: tanh instead of ReLU."""
+
+    switches = DeepspeechSwitches(activation="tanh")
+
+
+class DeepspeechNoResidual:
+    """AlgoPerf's LibriSpeechDeepSpeechNoResNetWorkload: no residual connections."""
+
+    switches = DeepspeechSwitches(residual_connections=False)
+
+
+class DeepspeechNormAndSpecAug:
+    """AlgoPerf's LibriSpeechDeepSpeechNormAndSpecAugWorkload: layer norm instead of batch norm, no layer
+    norm before the head, and more SpecAugment masks than its base model's 10 time and 2 frequency masks:
+    15 and 4. The mini base model has no SpecAugment; this variant adds AlgoPerf's variant masks, on the
+    raw inputs (AlgoPerf masks normalised features; the raw ones here have per-bin means 0.1-0.65 and
+    standard deviations 0.6-0.9, so a masked value 0 is near the mean, as AlgoPerf's is)."""
+
+    switches = DeepspeechSwitches(
+        layer_norm_everywhere=True, decoder_layer_norm=False, time_mask_count=15, freq_mask_count=4
+    )

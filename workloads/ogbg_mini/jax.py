@@ -8,6 +8,8 @@ masks by ``lax.cond`` on the rate (AlgoPerf's own Dropout draws masks even at ra
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -18,16 +20,18 @@ from flax import linen as nn
 from algoperf_workloads.ogbg_mini.data import EDGE_FEATURES, NODE_FEATURES
 from algoperf_workloads.ogbg_mini.workload import (
     DEFAULT_DROPOUT_RATE,
-    HIDDEN_DIMS,
-    LATENT_DIM,
     LAYER_NORM_EPSILON,
-    NUM_MESSAGE_PASSING_STEPS,
     BaseOgbgMiniWorkload,
+    GeluVariant,
+    ModelSizeVariant,
+    SiluVariant,
 )
 from pytest_algoperf.frameworks.jax_adapter import JaxArrays
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
 
 Graph = dict[str, jax.Array]
+# The workload's ``activation`` names; flax.linen.gelu is the tanh approximation, as in AlgoPerf.
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu}
 
 
 class Dropout(nn.Module):
@@ -47,6 +51,7 @@ class MLP(nn.Module):
     """AlgoPerf's ``_make_mlp``: per hidden size, Dense -> LayerNorm -> activation -> dropout."""
 
     hidden_dims: tuple[int, ...]
+    activation: str
 
     @nn.compact
     def __call__(self, inputs: list[jax.Array], dropout_rate: Any, train: bool) -> jax.Array:
@@ -54,12 +59,15 @@ class MLP(nn.Module):
         for k, width in enumerate(self.hidden_dims):
             x = nn.Dense(width, name=f"dense_{k}")(x)
             x = nn.LayerNorm(epsilon=LAYER_NORM_EPSILON, name=f"norm_{k}")(x)
-            x = Dropout()(nn.relu(x), dropout_rate, train)
+            x = Dropout()(ACTIVATIONS[self.activation](x), dropout_rate, train)
         return x
 
 
 class GraphNetwork(nn.Module):
     """One jraph.GraphNetwork step, as AlgoPerf's ogbg configures it (see the PyTorch GraphNetwork)."""
+
+    hidden_dims: tuple[int, ...]
+    activation: str
 
     @nn.compact
     def __call__(
@@ -74,36 +82,37 @@ class GraphNetwork(nn.Module):
         senders, receivers = graph["senders"], graph["receivers"]
         node_graph, edge_graph = graph["node_graph_index"], graph["edge_graph_index"]
         num_nodes, num_graphs = nodes.shape[0], globals_.shape[0]
-        edges = MLP(HIDDEN_DIMS, name="edge_mlp")(
+        mlp = functools.partial(MLP, self.hidden_dims, self.activation)
+        edges = mlp(name="edge_mlp")(
             [edges, nodes[senders], nodes[receivers], globals_[edge_graph]], dropout_rate, train
         )
         sent = jax.ops.segment_sum(edges, senders, num_nodes)
         received = jax.ops.segment_sum(edges, receivers, num_nodes)
-        nodes = MLP(HIDDEN_DIMS, name="node_mlp")(
-            [nodes, sent, received, globals_[node_graph]], dropout_rate, train
-        )
+        nodes = mlp(name="node_mlp")([nodes, sent, received, globals_[node_graph]], dropout_rate, train)
         node_totals = jax.ops.segment_sum(nodes, node_graph, num_graphs)
         edge_totals = jax.ops.segment_sum(edges, edge_graph, num_graphs)
-        globals_ = MLP(HIDDEN_DIMS, name="global_mlp")(
-            [node_totals, edge_totals, globals_], dropout_rate, train
-        )
+        globals_ = mlp(name="global_mlp")([node_totals, edge_totals, globals_], dropout_rate, train)
         return nodes, edges, globals_
 
 
 class GNN(nn.Module):
-    """AlgoPerf's ogbg GNN: encoders, message-passing steps, a decoder from the globals (zeros at first)."""
+    """AlgoPerf's ogbg GNN: encoders, message-passing steps, a decoder from the globals (zeros at first).
+    Its sizes and activation are the workload's switches (``BaseOgbgMiniWorkload``)."""
 
     num_tasks: int
+    latent_dim: int
+    hidden_dims: tuple[int, ...]
+    num_message_passing_steps: int
+    activation: str
 
     @nn.compact
     def __call__(self, graph: Graph, dropout_rate: Any, train: bool) -> jax.Array:
-        nodes = nn.Dense(LATENT_DIM, name="node_embedding")(graph["nodes"])
-        edges = nn.Dense(LATENT_DIM, name="edge_embedding")(graph["edges"])
+        nodes = nn.Dense(self.latent_dim, name="node_embedding")(graph["nodes"])
+        edges = nn.Dense(self.latent_dim, name="edge_embedding")(graph["edges"])
         globals_ = jnp.zeros((graph["graph_mask"].shape[0], self.num_tasks), nodes.dtype)
-        for step in range(NUM_MESSAGE_PASSING_STEPS):
-            nodes, edges, globals_ = GraphNetwork(name=f"layer_{step}")(
-                nodes, edges, globals_, graph, dropout_rate, train
-            )
+        for step in range(self.num_message_passing_steps):
+            layer = GraphNetwork(self.hidden_dims, self.activation, name=f"layer_{step}")
+            nodes, edges, globals_ = layer(nodes, edges, globals_, graph, dropout_rate, train)
         return nn.Dense(self.num_tasks, name="decoder")(globals_)
 
 
@@ -123,7 +132,9 @@ def example_graph() -> Graph:
 class OgbgMiniWorkload(JaxArrays, BaseOgbgMiniWorkload):
     @cached_property
     def _model(self) -> GNN:
-        return GNN(self.num_tasks)
+        return GNN(
+            self.num_tasks, self.latent_dim, self.hidden_dims, self.num_message_passing_steps, self.activation
+        )
 
     @cached_property
     def _compiled_inits(self) -> dict[Any, Any]:
@@ -209,3 +220,15 @@ class OgbgMiniWorkload(JaxArrays, BaseOgbgMiniWorkload):
 
     def eval_batch(self, params: Any, model_state: Any, batch: dict[str, Any]) -> dict[str, Any]:
         return self.eval_outputs(jax.device_get(self._logits_jit(params, model_state, batch)), batch)
+
+
+class OgbgMiniGeluWorkload(GeluVariant, OgbgMiniWorkload):
+    """ogbg_mini_gelu: see ``workload.GeluVariant``."""
+
+
+class OgbgMiniSiluWorkload(SiluVariant, OgbgMiniWorkload):
+    """ogbg_mini_silu: see ``workload.SiluVariant``."""
+
+
+class OgbgMiniModelSizeWorkload(ModelSizeVariant, OgbgMiniWorkload):
+    """ogbg_mini_model_size: see ``workload.ModelSizeVariant``."""

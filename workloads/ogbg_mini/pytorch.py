@@ -7,7 +7,9 @@ mirror the Flax tree (``layer_0.edge_mlp.dense_0`` is ``layer_0/edge_mlp/dense_0
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -17,11 +19,11 @@ from torch import nn
 from algoperf_workloads.ogbg_mini.data import EDGE_FEATURES, NODE_FEATURES
 from algoperf_workloads.ogbg_mini.workload import (
     DEFAULT_DROPOUT_RATE,
-    HIDDEN_DIMS,
-    LATENT_DIM,
     LAYER_NORM_EPSILON,
-    NUM_MESSAGE_PASSING_STEPS,
     BaseOgbgMiniWorkload,
+    GeluVariant,
+    ModelSizeVariant,
+    SiluVariant,
 )
 from pytest_algoperf.frameworks.numpy_rng import to_seed
 from pytest_algoperf.frameworks.pytorch_adapter import TorchArrays
@@ -43,12 +45,22 @@ def segment_sum(values: torch.Tensor, segments: torch.Tensor, num_segments: int)
     return out.index_add_(0, segments, values)
 
 
+# The workload's ``activation`` names; GELU's tanh approximation is flax.linen.gelu's default, and AlgoPerf's
+# PyTorch GNN picks it to match.
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": F.relu,
+    "gelu": functools.partial(F.gelu, approximate="tanh"),
+    "silu": F.silu,
+}
+
+
 class MLP(nn.Module):
     """AlgoPerf's ``_make_mlp``: per hidden size, Dense -> LayerNorm -> activation -> dropout."""
 
-    def __init__(self, in_features: int, hidden_dims: tuple[int, ...]) -> None:
+    def __init__(self, in_features: int, hidden_dims: tuple[int, ...], activation: str) -> None:
         super().__init__()
         self.depth = len(hidden_dims)
+        self.activation = ACTIVATIONS[activation]
         for k, width in enumerate(hidden_dims):
             self.add_module(f"dense_{k}", dense(in_features, width))
             self.add_module(f"norm_{k}", nn.LayerNorm(width, eps=LAYER_NORM_EPSILON))
@@ -58,7 +70,7 @@ class MLP(nn.Module):
         x = torch.cat(inputs, dim=-1)
         for k in range(self.depth):
             x = getattr(self, f"norm_{k}")(getattr(self, f"dense_{k}")(x))
-            x = F.relu(x)
+            x = self.activation(x)
             if self.training and dropout_rate > 0.0:
                 x = F.dropout(x, p=dropout_rate)
         return x
@@ -70,12 +82,14 @@ class GraphNetwork(nn.Module):
     global] (jraph passes both sums; edges come in both directions); each global from [summed nodes, summed
     edges, global]. No residuals, as in AlgoPerf."""
 
-    def __init__(self, node_dim: int, edge_dim: int, global_dim: int) -> None:
+    def __init__(
+        self, node_dim: int, edge_dim: int, global_dim: int, hidden_dims: tuple[int, ...], activation: str
+    ) -> None:
         super().__init__()
-        width = HIDDEN_DIMS[-1]
-        self.edge_mlp = MLP(edge_dim + 2 * node_dim + global_dim, HIDDEN_DIMS)
-        self.node_mlp = MLP(node_dim + 2 * width + global_dim, HIDDEN_DIMS)
-        self.global_mlp = MLP(2 * width + global_dim, HIDDEN_DIMS)
+        width = hidden_dims[-1]
+        self.edge_mlp = MLP(edge_dim + 2 * node_dim + global_dim, hidden_dims, activation)
+        self.node_mlp = MLP(node_dim + 2 * width + global_dim, hidden_dims, activation)
+        self.global_mlp = MLP(2 * width + global_dim, hidden_dims, activation)
 
     def forward(
         self,
@@ -103,24 +117,32 @@ class GraphNetwork(nn.Module):
 
 
 class GNN(nn.Module):
-    """AlgoPerf's ogbg GNN: encoders, message-passing steps, a decoder from the globals (zeros at first)."""
+    """AlgoPerf's ogbg GNN: encoders, message-passing steps, a decoder from the globals (zeros at first).
+    Its sizes and activation are the workload's switches (``BaseOgbgMiniWorkload``)."""
 
-    def __init__(self, num_tasks: int) -> None:
+    def __init__(
+        self,
+        num_tasks: int,
+        latent_dim: int,
+        hidden_dims: tuple[int, ...],
+        num_message_passing_steps: int,
+        activation: str,
+    ) -> None:
         super().__init__()
-        self.num_tasks = num_tasks
-        self.node_embedding = dense(NODE_FEATURES, LATENT_DIM)
-        self.edge_embedding = dense(EDGE_FEATURES, LATENT_DIM)
-        dims = (LATENT_DIM, LATENT_DIM, num_tasks)
-        for step in range(NUM_MESSAGE_PASSING_STEPS):
-            self.add_module(f"layer_{step}", GraphNetwork(*dims))
-            dims = (HIDDEN_DIMS[-1],) * 3
-        self.decoder = dense(HIDDEN_DIMS[-1], num_tasks)
+        self.num_tasks, self.num_steps = num_tasks, num_message_passing_steps
+        self.node_embedding = dense(NODE_FEATURES, latent_dim)
+        self.edge_embedding = dense(EDGE_FEATURES, latent_dim)
+        dims = (latent_dim, latent_dim, num_tasks)
+        for step in range(num_message_passing_steps):
+            self.add_module(f"layer_{step}", GraphNetwork(*dims, hidden_dims, activation))
+            dims = (hidden_dims[-1],) * 3
+        self.decoder = dense(hidden_dims[-1], num_tasks)
 
     def forward(self, graph: dict[str, torch.Tensor], dropout_rate: float) -> torch.Tensor:
         nodes = self.node_embedding(graph["nodes"])
         edges = self.edge_embedding(graph["edges"])
         globals_ = nodes.new_zeros((graph["graph_mask"].shape[0], self.num_tasks))
-        for step in range(NUM_MESSAGE_PASSING_STEPS):
+        for step in range(self.num_steps):
             nodes, edges, globals_ = getattr(self, f"layer_{step}")(
                 nodes, edges, globals_, graph, dropout_rate
             )
@@ -130,7 +152,9 @@ class GNN(nn.Module):
 class OgbgMiniWorkload(TorchArrays, BaseOgbgMiniWorkload):
     def init_model_fn(self, rng: Any) -> tuple[nn.Module, None]:
         torch.manual_seed(to_seed(rng))
-        model = GNN(self.num_tasks).to(self.device)
+        model = GNN(
+            self.num_tasks, self.latent_dim, self.hidden_dims, self.num_message_passing_steps, self.activation
+        ).to(self.device)
         self.record_param_shapes(model)
         return model, None
 
@@ -180,3 +204,15 @@ class OgbgMiniWorkload(TorchArrays, BaseOgbgMiniWorkload):
 
 
 EVAL_KEYS = ("graph_mask", "targets", "weights")
+
+
+class OgbgMiniGeluWorkload(GeluVariant, OgbgMiniWorkload):
+    """ogbg_mini_gelu: see ``workload.GeluVariant``."""
+
+
+class OgbgMiniSiluWorkload(SiluVariant, OgbgMiniWorkload):
+    """ogbg_mini_silu: see ``workload.SiluVariant``."""
+
+
+class OgbgMiniModelSizeWorkload(ModelSizeVariant, OgbgMiniWorkload):
+    """ogbg_mini_model_size: see ``workload.ModelSizeVariant``."""

@@ -4,7 +4,8 @@ AlgoPerf's ogbg trains a jraph GraphNetwork on ogbg-molpcba (128 binary assays, 
 sigmoid cross-entropy and scores mean average precision. This analog keeps the model family (node and edge
 encoders, message-passing steps with edge, node and global MLP updates, layer norm, dropout, a decoder from
 the globals), the loss and the metric, on synthetic molecule-like graphs (see ``data.py``'s docstring for
-the generator) with ``NUM_TASKS`` substructure tasks.
+the generator) with ``NUM_TASKS`` substructure tasks. The GNN's activation and sizes are switches on
+``BaseOgbgMiniWorkload`` that AlgoPerf's variants change (the classes at the end of this module).
 
 Batches: ArrayWorkload slices per-graph padded arrays as usual (shuffled training batches, sequential eval
 batches); ``batch_to_device`` packs each slice into flat jraph-style arrays (``pack_graphs``) before moving
@@ -79,6 +80,11 @@ class BaseOgbgMiniWorkload(ArrayWorkload):
     loss_type = LossType.SIGMOID_CROSS_ENTROPY
     eval_batch_size = EVAL_BATCH_SIZE
     num_tasks = NUM_TASKS
+    # The model's switches, read by both frameworks' GNNs; the variants below change them.
+    activation = "relu"  # "relu", "gelu" (tanh approximation, as AlgoPerf's PyTorch GNN) or "silu"
+    latent_dim = LATENT_DIM
+    hidden_dims = HIDDEN_DIMS
+    num_message_passing_steps = NUM_MESSAGE_PASSING_STEPS
 
     def split(self, split: str) -> GraphSplit:
         return load_split(split)
@@ -125,3 +131,28 @@ class BaseOgbgMiniWorkload(ArrayWorkload):
             "loss": float(loss),
             "mean_average_precision": mean_average_precision(logits, targets, weights),
         }
+
+
+# ---- variants (ALGOPERF.md section 6): each framework's variant class puts one of these before its base ----
+
+
+class GeluVariant:
+    """AlgoPerf's OgbgGeluWorkload: GELU instead of ReLU after every MLP's layer norm."""
+
+    activation = "gelu"
+
+
+class SiluVariant:
+    """AlgoPerf's OgbgSiluWorkload: SiLU instead of ReLU after every MLP's layer norm."""
+
+    activation = "silu"
+
+
+class ModelSizeVariant:
+    """AlgoPerf's OgbgModelSizeWorkload, scaled as the base is: AlgoPerf goes from latent 256, MLPs (256,)
+    and 5 steps to latent 128, MLPs (256, 256) and 3 steps (half the latent width, two layers per MLP, 3/5
+    of the steps); here from latent 64, (64,) and 3 steps to latent 32, (64, 64) and 2 steps."""
+
+    latent_dim = 32
+    hidden_dims = (64, 64)
+    num_message_passing_steps = 2

@@ -1,17 +1,18 @@
 """wmt_mini: AlgoPerf's wmt analog, an encoder-decoder Transformer on a synthetic translation task (grammar
 sentences, dictionary mapping, noun-adjective reordering, subject-verb agreement, verb-final order), scored
-by the corpus BLEU of greedy translations. This module imports no framework."""
+by the corpus BLEU of greedy translations. This module imports no framework.
 
-from pytest_algoperf.registry import WorkloadEntry
+Its variants are AlgoPerf's wmt variants; their switches are the mixins at the end of ``workload.py``.
+"""
 
-WORKLOADS = [
-    WorkloadEntry(
-        "wmt_mini",
-        {
-            "pytorch": "algoperf_workloads.wmt_mini.pytorch:WmtMiniWorkload",
-            "jax": "algoperf_workloads.wmt_mini.jax:WmtMiniWorkload",
-        },
-        # Calibrated on a loaded core: it runs only when named until the budget is set on a quiet one.
-        in_default_suite=False,
-    ),
-]
+from pytest_algoperf.registry import workload_family
+
+WORKLOADS = workload_family(
+    "wmt_mini",
+    "WmtMiniWorkload",
+    {
+        "wmt_mini_post_ln": "WmtMiniPostLNWorkload",
+        "wmt_mini_attention_temp": "WmtMiniAttentionTempWorkload",
+        "wmt_mini_glu_tanh": "WmtMiniGluTanhWorkload",
+    },
+)

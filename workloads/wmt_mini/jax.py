@@ -9,7 +9,9 @@ compilation serves every eval batch of a shape.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -30,6 +32,10 @@ from algoperf_workloads.wmt_mini.workload import (
     VOCAB_SIZE,
     WIDTH,
     BaseWmtMiniWorkload,
+    TransformerSwitches,
+    WmtAttentionTemperature,
+    WmtGluTanh,
+    WmtPostLayerNorm,
     sinusoidal_positions,
 )
 from pytest_algoperf.frameworks.jax_adapter import JaxArrays
@@ -47,6 +53,7 @@ ATTENTION_TYPES = {
     "value": ParameterType.ATTENTION_V,
     "out": ParameterType.ATTENTION_OUT,
 }
+ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh}  # TransformerSwitches.activation
 
 
 def dropout(module: nn.Module, x: jax.Array, rate: Any, train: bool) -> jax.Array:
@@ -64,6 +71,8 @@ def dropout(module: nn.Module, x: jax.Array, rate: Any, train: bool) -> jax.Arra
 
 class Attention(nn.Module):
     """Written with ``setup`` so decoding can call the key/value projection and the attention apart."""
+
+    temperature: float = 1.0  # multiplies the queries (TransformerSwitches.attention_temperature)
 
     def setup(self) -> None:
         self.query = Dense(WIDTH, use_bias=False)
@@ -91,6 +100,8 @@ class Attention(nn.Module):
         """``mask`` (broadcast to ``(batch, 1, queries, keys)``) is True where a query may attend a key."""
         batch, length, _ = queries.shape
         query = self.heads(self.query(queries)) / math.sqrt(WIDTH // NUM_HEADS)
+        if self.temperature != 1.0:
+            query = query * self.temperature
         scores = jnp.einsum("bqhd,bkhd->bhqk", query, key)
         scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
         weights = dropout(self, jax.nn.softmax(scores, axis=-1), rate, train)
@@ -103,25 +114,48 @@ class Attention(nn.Module):
         return self.attend(queries, *self.keys_values(keys), mask, rate, train)
 
 
-class EncoderBlock(nn.Module):
-    @nn.compact
-    def __call__(self, x: jax.Array, mask: jax.Array, rate: Any, train: bool) -> jax.Array:
-        drop = partial(dropout, self, rate=rate, train=train)
-        y = LayerNorm(name="ln1")(x)
-        x = x + drop(Attention(name="attention")(y, y, mask, rate, train))
-        hidden = nn.relu(Dense(MLP_DIM, name="mlp_in")(LayerNorm(name="ln2")(x)))
-        return x + drop(Dense(WIDTH, name="mlp_out")(drop(hidden)))
+class Block(nn.Module):
+    """What encoder and decoder blocks share: switches, the residual wiring and the MLP, whose layers the
+    block holds (``blocks_0/mlp_in``); ``setup`` so decoding can call the parts apart."""
 
+    switches: TransformerSwitches = TransformerSwitches()
 
-class DecoderBlock(nn.Module):
-    def setup(self) -> None:
-        self.ln1, self.self_attention = LayerNorm(), Attention()
-        self.ln2, self.cross_attention = LayerNorm(), Attention()
-        self.ln3, self.mlp_in, self.mlp_out = LayerNorm(), Dense(MLP_DIM), Dense(WIDTH)
+    def setup_mlp(self) -> None:
+        self.mlp_in, self.mlp_out = Dense(MLP_DIM), Dense(WIDTH)
+        if self.switches.glu:
+            self.mlp_gate = Dense(MLP_DIM)
+
+    def residual(self, x: jax.Array, norm: nn.Module, branch: Callable[[jax.Array], jax.Array]) -> jax.Array:
+        """``x + branch(norm(x))`` (pre-layernorm) or ``norm(x + branch(x))`` (post-layernorm)."""
+        return x + branch(norm(x)) if self.switches.pre_layer_norm else norm(x + branch(x))
 
     def mlp(self, y: jax.Array, rate: Any, train: bool) -> jax.Array:
-        hidden = dropout(self, nn.relu(self.mlp_in(self.ln3(y))), rate, train)
+        hidden = ACTIVATIONS[self.switches.activation](self.mlp_in(y))
+        if self.switches.glu:
+            hidden = hidden * self.mlp_gate(y)
+        hidden = dropout(self, hidden, rate, train)
         return dropout(self, self.mlp_out(hidden), rate, train)
+
+
+class EncoderBlock(Block):
+    def setup(self) -> None:
+        self.ln1, self.attention = LayerNorm(), Attention(self.switches.attention_temperature)
+        self.ln2 = LayerNorm()
+        self.setup_mlp()
+
+    def __call__(self, x: jax.Array, mask: jax.Array, rate: Any, train: bool) -> jax.Array:
+        drop = partial(dropout, self, rate=rate, train=train)
+        x = self.residual(x, self.ln1, lambda y: drop(self.attention(y, y, mask, rate, train)))
+        return self.residual(x, self.ln2, lambda y: self.mlp(y, rate, train))
+
+
+class DecoderBlock(Block):
+    def setup(self) -> None:
+        temperature = self.switches.attention_temperature
+        self.ln1, self.self_attention = LayerNorm(), Attention(temperature)
+        self.ln2, self.cross_attention = LayerNorm(), Attention(temperature)
+        self.ln3 = LayerNorm()
+        self.setup_mlp()
 
     def __call__(
         self,
@@ -133,47 +167,61 @@ class DecoderBlock(nn.Module):
         train: bool,
     ) -> jax.Array:
         drop = partial(dropout, self, rate=rate, train=train)
-        z = self.ln1(y)
-        y = y + drop(self.self_attention(z, z, self_mask, rate, train))
-        y = y + drop(self.cross_attention(self.ln2(y), encoded, cross_mask, rate, train))
-        return y + self.mlp(y, rate, train)
+        y = self.residual(y, self.ln1, lambda z: drop(self.self_attention(z, z, self_mask, rate, train)))
+        y = self.residual(
+            y, self.ln2, lambda z: drop(self.cross_attention(z, encoded, cross_mask, rate, train))
+        )
+        return self.residual(y, self.ln3, lambda z: self.mlp(z, rate, train))
 
     def step(
         self, y: jax.Array, position: jax.Array, cache: Cache, cross: Cache, cross_mask: jax.Array
     ) -> tuple[jax.Array, Cache]:
         """One decoding position ``y`` ``(batch, 1, width)``; ``cache`` holds every position's keys and
         values (``MAX_LENGTH`` of them), valid up to ``position``, where this step writes its own."""
-        z = self.ln1(y)
-        key, value = self.self_attention.keys_values(z)
-        cache = tuple(
-            jax.lax.dynamic_update_slice_in_dim(old, new, position, axis=1)
-            for old, new in zip(cache, (key, value), strict=True)
-        )
         written = (jnp.arange(cache[0].shape[1]) <= position)[None, None, None, :]
-        y = y + self.self_attention.attend(z, *cache, written)
-        y = y + self.cross_attention.attend(self.ln2(y), *cross, cross_mask)
-        return y + self.mlp(y, None, False), cache
+        updated: list[Cache] = []
+
+        def self_attend(z: jax.Array) -> jax.Array:
+            new = self.self_attention.keys_values(z)
+            keys_values = tuple(
+                jax.lax.dynamic_update_slice_in_dim(old, part, position, axis=1)
+                for old, part in zip(cache, new, strict=True)
+            )
+            updated.append(keys_values)
+            return self.self_attention.attend(z, *keys_values, written)
+
+        y = self.residual(y, self.ln1, self_attend)
+        y = self.residual(y, self.ln2, lambda z: self.cross_attention.attend(z, *cross, cross_mask))
+        return self.residual(y, self.ln3, lambda z: self.mlp(z, None, False)), updated[0]
 
 
 class Encoder(nn.Module):
+    switches: TransformerSwitches = TransformerSwitches()
+
     @nn.compact
     def __call__(self, x: jax.Array, mask: jax.Array, rate: Any, train: bool) -> jax.Array:
         for index in range(NUM_LAYERS):
-            x = EncoderBlock(name=f"blocks_{index}")(x, mask, rate, train)
-        return LayerNorm(name="norm")(x)
+            x = EncoderBlock(self.switches, name=f"blocks_{index}")(x, mask, rate, train)
+        # A final layer norm under pre-layernorm only: post-layernorm blocks end normalised.
+        return LayerNorm(name="norm")(x) if self.switches.pre_layer_norm else x
 
 
 class Decoder(nn.Module):
+    switches: TransformerSwitches = TransformerSwitches()
+
     def setup(self) -> None:
-        self.blocks = [DecoderBlock() for _ in range(NUM_LAYERS)]  # named blocks_0, blocks_1 ...
-        self.norm = LayerNorm()
+        self.blocks = [DecoderBlock(self.switches) for _ in range(NUM_LAYERS)]  # blocks_0, blocks_1 ...
+        self.norm = LayerNorm() if self.switches.pre_layer_norm else None  # as in the Encoder
+
+    def final(self, y: jax.Array) -> jax.Array:
+        return y if self.norm is None else self.norm(y)
 
     def __call__(
         self, y: jax.Array, encoded: jax.Array, self_mask: Any, cross_mask: Any, rate: Any, train: bool
     ) -> jax.Array:
         for block in self.blocks:
             y = block(y, encoded, self_mask, cross_mask, rate, train)
-        return self.norm(y)
+        return self.final(y)
 
     def cross_keys_values(self, encoded: jax.Array) -> list[Cache]:
         return [block.cross_attention.keys_values(encoded) for block in self.blocks]
@@ -190,7 +238,7 @@ class Decoder(nn.Module):
         for block, cache, block_cross in zip(self.blocks, caches, cross, strict=True):
             y, cache = block.step(y, position, cache, block_cross, cross_mask)
             new_caches.append(cache)
-        return self.norm(y), new_caches
+        return self.final(y), new_caches
 
 
 def shift_right(targets: jax.Array) -> jax.Array:
@@ -199,13 +247,14 @@ def shift_right(targets: jax.Array) -> jax.Array:
 
 class Transformer(nn.Module):
     vocab_size: int
+    switches: TransformerSwitches = TransformerSwitches()
 
     def setup(self) -> None:
         self.shared_embedding = nn.Embed(
             self.vocab_size, WIDTH, embedding_init=nn.initializers.normal(stddev=1.0)
         )
-        self.encoder = Encoder()
-        self.decoder = Decoder()
+        self.encoder = Encoder(self.switches)
+        self.decoder = Decoder(self.switches)
 
     def embed(self, tokens: jax.Array, rate: Any, train: bool, offset: Any = 0) -> jax.Array:
         positions = jax.lax.dynamic_slice_in_dim(POSITIONS, offset, tokens.shape[1])
@@ -256,25 +305,37 @@ class Transformer(nn.Module):
         return self.logits(self.decoder_states(encoded, inputs, targets, rate, train))
 
 
-# One model and one jitted initialiser per process: every workload instance reuses the compilation.
-MODEL = Transformer(VOCAB_SIZE)
-init_variables = jax.jit(MODEL.init)
+BASE = TransformerSwitches()
 
 
-def greedy_decode(params: Any, inputs: jax.Array, max_length: int = MAX_LENGTH) -> jax.Array:
+# One model and one jitted initialiser per switch setting and process: every workload instance reuses them.
+@functools.cache
+def transformer(switches: TransformerSwitches = BASE) -> Transformer:
+    return Transformer(VOCAB_SIZE, switches)
+
+
+@functools.cache
+def init_variables(switches: TransformerSwitches = BASE) -> Callable[..., Any]:
+    return jax.jit(transformer(switches).init)
+
+
+def greedy_decode(
+    params: Any, inputs: jax.Array, max_length: int = MAX_LENGTH, switches: TransformerSwitches = BASE
+) -> jax.Array:
     """Batched greedy translation, ``(batch, max_length)`` tokens with PAD after each sentence's EOS, one
     position at a time with cached keys and values (the first decoder input is PAD, as in training)."""
+    model = transformer(switches)
     variables = {"params": params}
     batch = inputs.shape[0]
-    encoded = MODEL.apply(variables, inputs, method=Transformer.encode)
-    cross = MODEL.apply(variables, encoded, method=Transformer.cross_keys_values)
+    encoded = model.apply(variables, inputs, method=Transformer.encode)
+    cross = model.apply(variables, encoded, method=Transformer.cross_keys_values)
     cross_mask = (inputs != PAD)[:, None, None, :]
     empty = jnp.zeros((batch, max_length, NUM_HEADS, WIDTH // NUM_HEADS), encoded.dtype)
     caches = [(empty, empty) for _ in range(NUM_LAYERS)]
 
     def step(position: jax.Array, carry: tuple) -> tuple:
         tokens, done, previous, caches = carry
-        logits, caches = MODEL.apply(
+        logits, caches = model.apply(
             variables, previous, position, caches, cross, cross_mask, method=Transformer.decode_step
         )
         chosen = logits.argmax(axis=-1).astype(tokens.dtype)
@@ -297,20 +358,22 @@ def _loss(label_batch: jax.Array, logits_batch: jax.Array, mask_batch: Any, labe
     return {"summed": per_example.sum(), "n_valid_examples": n_valid, "per_example": per_example}
 
 
-@jax.jit
-def _evaluate(params: Any, batch: dict[str, jax.Array]) -> tuple[jax.Array, ...]:
+@partial(jax.jit, static_argnums=0)
+def _evaluate(
+    switches: TransformerSwitches, params: Any, batch: dict[str, jax.Array]
+) -> tuple[jax.Array, ...]:
     """Teacher-forced loss and correct-token sums, the token count and the greedy translations."""
     targets, weights = batch["targets"], batch["weights"]
-    logits = MODEL.apply({"params": params}, batch["inputs"], targets)
+    logits = transformer(switches).apply({"params": params}, batch["inputs"], targets)
     loss = _loss(targets, logits, weights, 0.0)["summed"]
     correct = ((logits.argmax(axis=-1) == targets) * weights).sum()
-    return loss, correct, weights.sum(), greedy_decode(params, batch["inputs"])
+    return loss, correct, weights.sum(), greedy_decode(params, batch["inputs"], switches=switches)
 
 
 class WmtMiniWorkload(JaxArrays, BaseWmtMiniWorkload):
     def init_model_fn(self, rng: Any) -> tuple[Any, None]:
         tokens = jnp.ones((1, MAX_LENGTH), jnp.int32)
-        params = init_variables(rng, tokens, tokens)["params"]
+        params = init_variables(self.switches)(rng, tokens, tokens)["params"]
         self.record_param_shapes(params)
         return params, None
 
@@ -342,7 +405,8 @@ class WmtMiniWorkload(JaxArrays, BaseWmtMiniWorkload):
         rate = DEFAULT_DROPOUT_RATE if dropout_rate is None else dropout_rate
         rngs = {"dropout": rng} if train and rng is not None else {}
         batch = augmented_and_preprocessed_input_batch
-        logits = MODEL.apply({"params": params}, batch["inputs"], batch["targets"], rate, train, rngs=rngs)
+        model = transformer(self.switches)
+        logits = model.apply({"params": params}, batch["inputs"], batch["targets"], rate, train, rngs=rngs)
         return logits, model_state
 
     def loss_fn(
@@ -357,7 +421,7 @@ class WmtMiniWorkload(JaxArrays, BaseWmtMiniWorkload):
         return _loss(label_batch, logits_batch, mask_batch, label_smoothing)
 
     def eval_batch(self, params: Any, model_state: Any, batch: dict[str, Any]) -> dict[str, Any]:
-        loss, correct, tokens, hypotheses = jax.device_get(_evaluate(params, batch))
+        loss, correct, tokens, hypotheses = jax.device_get(_evaluate(self.switches, params, batch))
         return {
             "loss": float(loss),
             "correct": float(correct),
@@ -365,3 +429,15 @@ class WmtMiniWorkload(JaxArrays, BaseWmtMiniWorkload):
             "hypotheses": hypotheses,
             "references": jax.device_get(batch["targets"]),
         }
+
+
+class WmtMiniPostLNWorkload(WmtPostLayerNorm, WmtMiniWorkload):
+    pass
+
+
+class WmtMiniAttentionTempWorkload(WmtAttentionTemperature, WmtMiniWorkload):
+    pass
+
+
+class WmtMiniGluTanhWorkload(WmtGluTanh, WmtMiniWorkload):
+    pass

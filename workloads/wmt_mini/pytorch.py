@@ -10,6 +10,7 @@ the Flax model's; parameter names mirror the Flax tree (``encoder.blocks_0.atten
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -27,6 +28,10 @@ from algoperf_workloads.wmt_mini.workload import (
     NUM_LAYERS,
     WIDTH,
     BaseWmtMiniWorkload,
+    TransformerSwitches,
+    WmtAttentionTemperature,
+    WmtGluTanh,
+    WmtPostLayerNorm,
     sinusoidal_positions,
 )
 from pytest_algoperf.frameworks.numpy_rng import to_seed
@@ -40,6 +45,8 @@ ATTENTION_TYPES = {
     "value": ParameterType.ATTENTION_V,
     "out": ParameterType.ATTENTION_OUT,
 }
+ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh}  # TransformerSwitches.activation
+Tensor = torch.Tensor
 
 
 def dense(in_features: int, out_features: int, bias: bool = True) -> nn.Linear:
@@ -56,8 +63,9 @@ def layer_norm() -> nn.LayerNorm:
 
 
 class Attention(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, temperature: float = 1.0) -> None:
         super().__init__()
+        self.temperature = temperature
         self.query, self.key, self.value, self.out = (dense(WIDTH, WIDTH, bias=False) for _ in range(4))
 
     @staticmethod
@@ -79,6 +87,8 @@ class Attention(nn.Module):
         """``mask`` (broadcast to ``(batch, 1, queries, keys)``) is True where a query may attend a key."""
         batch, length, _ = queries.shape
         query = self.heads(self.query(queries)) / math.sqrt(WIDTH // NUM_HEADS)
+        if self.temperature != 1.0:
+            query = query * self.temperature
         scores = query @ key.transpose(-1, -2)
         if mask is not None:
             scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
@@ -91,29 +101,56 @@ class Attention(nn.Module):
         return self.attend(queries, *self.keys_values(keys), mask, dropout_rate)
 
 
-class EncoderBlock(nn.Module):
-    def __init__(self) -> None:
+class Block(nn.Module):
+    """What encoder and decoder blocks share: the residual wiring, pre- or post-layernorm, and the MLP,
+    whose layers the block holds (``blocks_0.mlp_in``, as the Flax tree names them)."""
+
+    def __init__(self, switches: TransformerSwitches) -> None:
         super().__init__()
-        self.ln1, self.attention, self.ln2 = layer_norm(), Attention(), layer_norm()
+        self.pre_ln = switches.pre_layer_norm
+        self.activation = ACTIVATIONS[switches.activation]
+        self.glu = switches.glu
+
+    def add_mlp(self) -> None:
+        """Called after the attention layers, so the base model draws its initial weights in order."""
         self.mlp_in, self.mlp_out = dense(WIDTH, MLP_DIM), dense(MLP_DIM, WIDTH)
+        if self.glu:
+            self.mlp_gate = dense(WIDTH, MLP_DIM)
+
+    def residual(self, x: Tensor, norm: nn.LayerNorm, branch: Callable[[Tensor], Tensor]) -> Tensor:
+        """``x + branch(norm(x))`` (pre-layernorm) or ``norm(x + branch(x))`` (post-layernorm)."""
+        return x + branch(norm(x)) if self.pre_ln else norm(x + branch(x))
+
+    def mlp(self, y: Tensor, rate: float) -> Tensor:
+        """The MLP branch on its (normalised) input: Dense to ``MLP_DIM``, the activation (times the gate
+        projection under GLU), dropout, Dense back, dropout (it is a residual branch)."""
+        hidden = self.activation(self.mlp_in(y))
+        if self.glu:
+            hidden = hidden * self.mlp_gate(y)
+        hidden = F.dropout(hidden, rate, self.training)
+        return F.dropout(self.mlp_out(hidden), rate, self.training)
+
+
+class EncoderBlock(Block):
+    def __init__(self, switches: TransformerSwitches) -> None:
+        super().__init__(switches)
+        self.ln1, self.attention = layer_norm(), Attention(switches.attention_temperature)
+        self.ln2 = layer_norm()
+        self.add_mlp()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, rate: float) -> torch.Tensor:
         drop = lambda y: F.dropout(y, rate, self.training)  # noqa: E731
-        y = self.ln1(x)
-        x = x + drop(self.attention(y, y, mask, rate))
-        return x + drop(self.mlp_out(drop(F.relu(self.mlp_in(self.ln2(x))))))
+        x = self.residual(x, self.ln1, lambda y: drop(self.attention(y, y, mask, rate)))
+        return self.residual(x, self.ln2, lambda y: self.mlp(y, rate))
 
 
-class DecoderBlock(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.ln1, self.self_attention = layer_norm(), Attention()
-        self.ln2, self.cross_attention = layer_norm(), Attention()
-        self.ln3, self.mlp_in, self.mlp_out = layer_norm(), dense(WIDTH, MLP_DIM), dense(MLP_DIM, WIDTH)
-
-    def mlp(self, y: torch.Tensor, rate: float) -> torch.Tensor:
-        hidden = F.dropout(F.relu(self.mlp_in(self.ln3(y))), rate, self.training)
-        return F.dropout(self.mlp_out(hidden), rate, self.training)
+class DecoderBlock(Block):
+    def __init__(self, switches: TransformerSwitches) -> None:
+        super().__init__(switches)
+        self.ln1, self.self_attention = layer_norm(), Attention(switches.attention_temperature)
+        self.ln2, self.cross_attention = layer_norm(), Attention(switches.attention_temperature)
+        self.ln3 = layer_norm()
+        self.add_mlp()
 
     def forward(
         self,
@@ -124,36 +161,44 @@ class DecoderBlock(nn.Module):
         rate: float,
     ) -> torch.Tensor:
         drop = lambda z: F.dropout(z, rate, self.training)  # noqa: E731
-        z = self.ln1(y)
-        y = y + drop(self.self_attention(z, z, self_mask, rate))
-        y = y + drop(self.cross_attention(self.ln2(y), encoded, cross_mask, rate))
-        return y + self.mlp(y, rate)
+        y = self.residual(y, self.ln1, lambda z: drop(self.self_attention(z, z, self_mask, rate)))
+        y = self.residual(y, self.ln2, lambda z: drop(self.cross_attention(z, encoded, cross_mask, rate)))
+        return self.residual(y, self.ln3, lambda z: self.mlp(z, rate))
 
     def step(self, y: torch.Tensor, past: Cache | None, cross: Cache, cross_mask: torch.Tensor) -> tuple:
         """One decoding position ``y`` ``(batch, 1, width)`` given the earlier positions' keys and values
         (eval mode: no dropout); returns its output and the keys and values up to and including it."""
-        z = self.ln1(y)
-        key, value = self.self_attention.keys_values(z)
-        if past is not None:
-            key, value = torch.cat([past[0], key], dim=2), torch.cat([past[1], value], dim=2)
-        y = y + self.self_attention.attend(z, key, value, None, 0.0)
-        y = y + self.cross_attention.attend(self.ln2(y), *cross, cross_mask, 0.0)
-        return y + self.mlp(y, 0.0), (key, value)
+        cache: list[Cache] = []
+
+        def self_attend(z: Tensor) -> Tensor:
+            key, value = self.self_attention.keys_values(z)
+            if past is not None:
+                key, value = torch.cat([past[0], key], dim=2), torch.cat([past[1], value], dim=2)
+            cache.append((key, value))
+            return self.self_attention.attend(z, key, value, None, 0.0)
+
+        y = self.residual(y, self.ln1, self_attend)
+        y = self.residual(y, self.ln2, lambda z: self.cross_attention.attend(z, *cross, cross_mask, 0.0))
+        return self.residual(y, self.ln3, lambda z: self.mlp(z, 0.0)), cache[0]
 
 
 class Stack(nn.Module):
-    """``NUM_LAYERS`` blocks named ``blocks_<i>`` (as Flax names them) and a final layernorm."""
+    """``NUM_LAYERS`` blocks named ``blocks_<i>`` (as Flax names them) and a final layernorm (pre-layernorm
+    only)."""
 
-    def __init__(self, block: type[nn.Module]) -> None:
+    def __init__(self, block: type[nn.Module], switches: TransformerSwitches) -> None:
         super().__init__()
         for index in range(NUM_LAYERS):
-            self.add_module(f"blocks_{index}", block())
-        self.norm = layer_norm()
+            self.add_module(f"blocks_{index}", block(switches))
+        self.norm = layer_norm() if switches.pre_layer_norm else None
+
+    def final(self, x: Tensor) -> Tensor:
+        return x if self.norm is None else self.norm(x)
 
     def forward(self, x: torch.Tensor, *args: Any) -> torch.Tensor:
         for index in range(NUM_LAYERS):
             x = getattr(self, f"blocks_{index}")(x, *args)
-        return self.norm(x)
+        return self.final(x)
 
 
 def shift_right(targets: torch.Tensor) -> torch.Tensor:
@@ -161,12 +206,13 @@ def shift_right(targets: torch.Tensor) -> torch.Tensor:
 
 
 class Transformer(nn.Module):
-    def __init__(self, vocab_size: int) -> None:
+    def __init__(self, vocab_size: int, switches: TransformerSwitches | None = None) -> None:
         super().__init__()
+        switches = switches or TransformerSwitches()
         self.shared_embedding = nn.Embedding(vocab_size, WIDTH)
         nn.init.normal_(self.shared_embedding.weight, std=1.0)
-        self.encoder = Stack(EncoderBlock)
-        self.decoder = Stack(DecoderBlock)
+        self.encoder = Stack(EncoderBlock, switches)
+        self.decoder = Stack(DecoderBlock, switches)
         self.register_buffer("positions", torch.from_numpy(sinusoidal_positions()), persistent=False)
 
     def embed(self, tokens: torch.Tensor, rate: float, offset: int = 0) -> torch.Tensor:
@@ -214,7 +260,7 @@ def greedy_decode(model: Transformer, inputs: torch.Tensor, max_length: int = MA
         y = model.embed(previous, 0.0, offset=position)
         for index, block in enumerate(blocks):
             y, past[index] = block.step(y, past[index], cross[index], source_real)
-        chosen = model.logits(model.decoder.norm(y[:, 0])).argmax(dim=-1).to(tokens.dtype)
+        chosen = model.logits(model.decoder.final(y[:, 0])).argmax(dim=-1).to(tokens.dtype)
         tokens[:, position] = torch.where(done, PAD, chosen)
         done |= chosen == EOS
         if bool(done.all()):
@@ -226,7 +272,7 @@ def greedy_decode(model: Transformer, inputs: torch.Tensor, max_length: int = MA
 class WmtMiniWorkload(TorchArrays, BaseWmtMiniWorkload):
     def init_model_fn(self, rng: Any) -> tuple[nn.Module, None]:
         torch.manual_seed(to_seed(rng))
-        model = Transformer(self.vocab_size).to(self.device)
+        model = Transformer(self.vocab_size, self.switches).to(self.device)
         self.record_param_shapes(model)
         return model, None
 
@@ -298,3 +344,15 @@ class WmtMiniWorkload(TorchArrays, BaseWmtMiniWorkload):
             "hypotheses": greedy_decode(params, batch["inputs"]).cpu().numpy(),
             "references": targets.cpu().numpy(),
         }
+
+
+class WmtMiniPostLNWorkload(WmtPostLayerNorm, WmtMiniWorkload):
+    pass
+
+
+class WmtMiniAttentionTempWorkload(WmtAttentionTemperature, WmtMiniWorkload):
+    pass
+
+
+class WmtMiniGluTanhWorkload(WmtGluTanh, WmtMiniWorkload):
+    pass

@@ -27,6 +27,7 @@ of the greedy translations against the references, on token ids (``tokenize="non
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,25 @@ LAYER_NORM_EPSILON = 1e-6  # Flax's default; PyTorch's layers are given it expli
 BIAS_INIT_STDDEV = 1e-6  # AlgoPerf's wmt bias_init
 NUM_EVAL_TRAIN_EXAMPLES = 500
 EVAL_BATCH_SIZE = 500  # divides every eval split, so JAX compiles one eval shape
+
+
+@dataclass(frozen=True)
+class TransformerSwitches:
+    """The model switches of AlgoPerf's wmt variants, read by both frameworks' Transformers.
+
+    - ``pre_layer_norm``: layer norm before each attention and MLP branch and at the end of each stack
+      (AlgoPerf's ``pre_ln``); False puts it after each residual sum instead and drops the stacks' final
+      layer norms, as AlgoPerf's post-LN Transformer does.
+    - ``attention_temperature``: multiplies the queries (AlgoPerf's ``attention_temp``, which scales the
+      query input of its bias-free query projection), so the attention logits are multiplied by it.
+    - ``activation`` of the MLP hidden layer (``relu`` or ``tanh``); ``glu`` multiplies it by a second
+      Dense projection of the MLP input (``mlp_gate``, as wide as ``mlp_in``; AlgoPerf's ``glu``).
+    """
+
+    pre_layer_norm: bool = True
+    attention_temperature: float = 1.0
+    activation: str = "relu"
+    glu: bool = False
 
 
 def sinusoidal_positions(length: int = MAX_LENGTH, width: int = WIDTH) -> np.ndarray:
@@ -101,6 +121,7 @@ class BaseWmtMiniWorkload(ArrayWorkload):
     loss_type = LossType.SOFTMAX_CROSS_ENTROPY
     eval_batch_size = EVAL_BATCH_SIZE
     vocab_size = VOCAB_SIZE
+    switches = TransformerSwitches()  # the variants change these
 
     def split(self, split: str) -> data.TranslationSplit:
         return data.load_split(split)
@@ -134,3 +155,22 @@ class BaseWmtMiniWorkload(ArrayWorkload):
             "accuracy": totals["correct"] / tokens,
             "bleu": corpus_bleu([data.strip(h) for h in hypotheses], [data.strip(r) for r in references]),
         }
+
+
+# AlgoPerf's wmt variants, as switch mixins the framework modules put before their base workload.
+class WmtPostLayerNorm:
+    """AlgoPerf's WmtWorkloadPostLN: post-layernorm blocks."""
+
+    switches = TransformerSwitches(pre_layer_norm=False)
+
+
+class WmtAttentionTemperature:
+    """AlgoPerf's WmtWorkloadAttentionTemp: queries (so attention logits) multiplied by 4.0."""
+
+    switches = TransformerSwitches(attention_temperature=4.0)
+
+
+class WmtGluTanh:
+    """AlgoPerf's WmtWorkloadGLUTanH: a gated (GLU) MLP with tanh."""
+
+    switches = TransformerSwitches(activation="tanh", glu=True)
