@@ -2,12 +2,10 @@
 
 from pytest_algoperf.registry import workload_family
 
-WORKLOADS = workload_family(
-    "criteo1tb_mini",
-    "Criteo1TbMiniWorkload",
-    {
-        "criteo1tb_mini_layernorm": "Criteo1TbMiniLayerNormWorkload",
-        "criteo1tb_mini_residual": "Criteo1TbMiniResidualWorkload",
-        "criteo1tb_mini_embed_init": "Criteo1TbMiniEmbedInitWorkload",
-    },
-)
+VARIANT_CLASSES = {
+    "criteo1tb_mini_layernorm": "Criteo1TbMiniLayerNormWorkload",
+    "criteo1tb_mini_residual": "Criteo1TbMiniResidualWorkload",
+    "criteo1tb_mini_embed_init": "Criteo1TbMiniEmbedInitWorkload",
+}
+
+WORKLOADS = workload_family("criteo1tb_mini", "Criteo1TbMiniWorkload", VARIANT_CLASSES)

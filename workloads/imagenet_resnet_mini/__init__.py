@@ -4,12 +4,10 @@ AlgoPerf variants (SiLU, GELU, large batch-norm init; see ``workload.py``)."""
 
 from pytest_algoperf.registry import workload_family
 
-WORKLOADS = workload_family(
-    "imagenet_resnet_mini",
-    "ImagenetResNetMiniWorkload",
-    {
-        "imagenet_resnet_mini_silu": "ImagenetResNetMiniSiluWorkload",
-        "imagenet_resnet_mini_gelu": "ImagenetResNetMiniGeluWorkload",
-        "imagenet_resnet_mini_large_bn_init": "ImagenetResNetMiniLargeBnInitWorkload",
-    },
-)
+VARIANT_CLASSES = {
+    "imagenet_resnet_mini_silu": "ImagenetResNetMiniSiluWorkload",
+    "imagenet_resnet_mini_gelu": "ImagenetResNetMiniGeluWorkload",
+    "imagenet_resnet_mini_large_bn_init": "ImagenetResNetMiniLargeBnInitWorkload",
+}
+
+WORKLOADS = workload_family("imagenet_resnet_mini", "ImagenetResNetMiniWorkload", VARIANT_CLASSES)

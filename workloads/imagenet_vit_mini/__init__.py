@@ -3,12 +3,10 @@ of imagenet_resnet_mini (the generator lives there, in ``images.py``, and is imp
 
 from pytest_algoperf.registry import workload_family
 
-WORKLOADS = workload_family(
-    "imagenet_vit_mini",
-    "ImagenetVitMiniWorkload",
-    {
-        "imagenet_vit_mini_glu": "ImagenetVitMiniGluWorkload",
-        "imagenet_vit_mini_post_ln": "ImagenetVitMiniPostLayerNormWorkload",
-        "imagenet_vit_mini_map": "ImagenetVitMiniMapWorkload",
-    },
-)
+VARIANT_CLASSES = {
+    "imagenet_vit_mini_glu": "ImagenetVitMiniGluWorkload",
+    "imagenet_vit_mini_post_ln": "ImagenetVitMiniPostLayerNormWorkload",
+    "imagenet_vit_mini_map": "ImagenetVitMiniMapWorkload",
+}
+
+WORKLOADS = workload_family("imagenet_vit_mini", "ImagenetVitMiniWorkload", VARIANT_CLASSES)

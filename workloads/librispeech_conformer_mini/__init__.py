@@ -6,12 +6,10 @@ Its variants are AlgoPerf's conformer variants; their switches are the mixins at
 
 from pytest_algoperf.registry import workload_family
 
-WORKLOADS = workload_family(
-    "librispeech_conformer_mini",
-    "ConformerMiniWorkload",
-    {
-        "librispeech_conformer_mini_attention_temperature": "ConformerMiniAttentionTemperatureWorkload",
-        "librispeech_conformer_mini_layernorm": "ConformerMiniLayerNormWorkload",
-        "librispeech_conformer_mini_gelu": "ConformerMiniGeluWorkload",
-    },
-)
+VARIANT_CLASSES = {
+    "librispeech_conformer_mini_attention_temperature": "ConformerMiniAttentionTemperatureWorkload",
+    "librispeech_conformer_mini_layernorm": "ConformerMiniLayerNormWorkload",
+    "librispeech_conformer_mini_gelu": "ConformerMiniGeluWorkload",
+}
+
+WORKLOADS = workload_family("librispeech_conformer_mini", "ConformerMiniWorkload", VARIANT_CLASSES)

@@ -7,12 +7,10 @@ Its variants are AlgoPerf's DeepSpeech variants; their switches are the mixins a
 
 from pytest_algoperf.registry import workload_family
 
-WORKLOADS = workload_family(
-    "librispeech_deepspeech_mini",
-    "DeepspeechMiniWorkload",
-    {
-        "librispeech_deepspeech_mini_tanh": "DeepspeechMiniTanhWorkload",
-        "librispeech_deepspeech_mini_no_resnet": "DeepspeechMiniNoResNetWorkload",
-        "librispeech_deepspeech_mini_norm_and_spec_aug": "DeepspeechMiniNormAndSpecAugWorkload",
-    },
-)
+VARIANT_CLASSES = {
+    "librispeech_deepspeech_mini_tanh": "DeepspeechMiniTanhWorkload",
+    "librispeech_deepspeech_mini_no_resnet": "DeepspeechMiniNoResNetWorkload",
+    "librispeech_deepspeech_mini_norm_and_spec_aug": "DeepspeechMiniNormAndSpecAugWorkload",
+}
+
+WORKLOADS = workload_family("librispeech_deepspeech_mini", "DeepspeechMiniWorkload", VARIANT_CLASSES)

@@ -4,12 +4,10 @@ SiLU, model size; see ``workload.py``). This module imports no framework."""
 
 from pytest_algoperf.registry import workload_family
 
-WORKLOADS = workload_family(
-    "ogbg_mini",
-    "OgbgMiniWorkload",
-    {
-        "ogbg_mini_gelu": "OgbgMiniGeluWorkload",
-        "ogbg_mini_silu": "OgbgMiniSiluWorkload",
-        "ogbg_mini_model_size": "OgbgMiniModelSizeWorkload",
-    },
-)
+VARIANT_CLASSES = {
+    "ogbg_mini_gelu": "OgbgMiniGeluWorkload",
+    "ogbg_mini_silu": "OgbgMiniSiluWorkload",
+    "ogbg_mini_model_size": "OgbgMiniModelSizeWorkload",
+}
+
+WORKLOADS = workload_family("ogbg_mini", "OgbgMiniWorkload", VARIANT_CLASSES)

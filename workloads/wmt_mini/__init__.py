@@ -7,12 +7,10 @@ Its variants are AlgoPerf's wmt variants; their switches are the mixins at the e
 
 from pytest_algoperf.registry import workload_family
 
-WORKLOADS = workload_family(
-    "wmt_mini",
-    "WmtMiniWorkload",
-    {
-        "wmt_mini_post_ln": "WmtMiniPostLNWorkload",
-        "wmt_mini_attention_temp": "WmtMiniAttentionTempWorkload",
-        "wmt_mini_glu_tanh": "WmtMiniGluTanhWorkload",
-    },
-)
+VARIANT_CLASSES = {
+    "wmt_mini_post_ln": "WmtMiniPostLNWorkload",
+    "wmt_mini_attention_temp": "WmtMiniAttentionTempWorkload",
+    "wmt_mini_glu_tanh": "WmtMiniGluTanhWorkload",
+}
+
+WORKLOADS = workload_family("wmt_mini", "WmtMiniWorkload", VARIANT_CLASSES)
