@@ -215,7 +215,45 @@ def parameter_type(names: tuple[str, ...]) -> ParameterType:
     return ParameterType.BIAS if leaf == "bias" else ParameterType.WEIGHT
 
 
-class ConformerMiniWorkload(JaxArrays, BaseConformerMiniWorkload):
+class CtcLossAndEval:
+    """``loss_fn`` and a jitted ``eval_batch`` of both JAX speech workloads (this one and
+    librispeech_deepspeech_mini): CTC on ``model_fn``'s ``(logits, logit_paddings)``, WER in numpy."""
+
+    model_fn: Any
+
+    def loss_fn(
+        self,
+        label_batch: tuple[Array, Array],
+        logits_batch: tuple[Array, Array],
+        mask_batch: Array | None = None,
+        label_smoothing: float = 0.0,
+    ) -> dict[str, Any]:
+        """CTC per utterance (``label_smoothing`` is ignored, as in AlgoPerf's librispeech);
+        ``n_valid_examples`` counts the real labels."""
+        targets, target_paddings = label_batch
+        logits, logit_paddings = logits_batch
+        per_example = optax.ctc_loss(logits, logit_paddings, targets, target_paddings, blank_id=0)
+        valid = 1.0 - target_paddings
+        if mask_batch is not None:
+            per_example = per_example * mask_batch
+            valid = valid * mask_batch[:, None]
+        return {"summed": per_example.sum(), "n_valid_examples": valid.sum(), "per_example": per_example}
+
+    @cached_property
+    def _eval_jit(self) -> Any:
+        def outputs(params: Any, model_state: Any, batch: dict[str, Any]) -> tuple[Array, Array, Array]:
+            logits, _ = self.model_fn(params, batch, model_state, ForwardPassMode.EVAL, None, False)
+            return logits[0], logits[1], self.loss_fn(batch["targets"], logits)["per_example"]
+
+        return jax.jit(outputs)
+
+    def eval_batch(self, params: Any, model_state: Any, batch: dict[str, Any]) -> dict[str, float]:
+        logits, logit_paddings, per_example = jax.device_get(self._eval_jit(params, model_state, batch))
+        targets, target_paddings = jax.device_get(batch["targets"])
+        return speech_eval_outputs(logits, logit_paddings, targets, target_paddings, per_example)
+
+
+class ConformerMiniWorkload(CtcLossAndEval, JaxArrays, BaseConformerMiniWorkload):
     @cached_property
     def _model(self) -> Conformer:
         return Conformer(self.attention_temperature, self.activation, self.post_layer_norm)
@@ -279,37 +317,6 @@ class ConformerMiniWorkload(JaxArrays, BaseConformerMiniWorkload):
             # A traced rate: one cond skips the masks (a share of a CPU step) when it is 0.
             return jax.lax.cond(rate > 0.0, lambda: apply(True), lambda: apply(False))
         return apply(dropout)
-
-    def loss_fn(
-        self,
-        label_batch: tuple[Array, Array],
-        logits_batch: tuple[Array, Array],
-        mask_batch: Array | None = None,
-        label_smoothing: float = 0.0,
-    ) -> dict[str, Any]:
-        """CTC per utterance (``label_smoothing`` is ignored, as in AlgoPerf's librispeech);
-        ``n_valid_examples`` counts the real labels."""
-        targets, target_paddings = label_batch
-        logits, logit_paddings = logits_batch
-        per_example = optax.ctc_loss(logits, logit_paddings, targets, target_paddings, blank_id=0)
-        valid = 1.0 - target_paddings
-        if mask_batch is not None:
-            per_example = per_example * mask_batch
-            valid = valid * mask_batch[:, None]
-        return {"summed": per_example.sum(), "n_valid_examples": valid.sum(), "per_example": per_example}
-
-    @cached_property
-    def _eval_jit(self) -> Any:
-        def outputs(params: Any, model_state: Any, batch: dict[str, Any]) -> tuple[Array, Array, Array]:
-            logits, _ = self.model_fn(params, batch, model_state, ForwardPassMode.EVAL, None, False)
-            return logits[0], logits[1], self.loss_fn(batch["targets"], logits)["per_example"]
-
-        return jax.jit(outputs)
-
-    def eval_batch(self, params: Any, model_state: Any, batch: dict[str, Any]) -> dict[str, float]:
-        logits, logit_paddings, per_example = jax.device_get(self._eval_jit(params, model_state, batch))
-        targets, target_paddings = jax.device_get(batch["targets"])
-        return speech_eval_outputs(logits, logit_paddings, targets, target_paddings, per_example)
 
 
 class ConformerMiniAttentionTemperatureWorkload(ConformerAttentionTemperature, ConformerMiniWorkload):

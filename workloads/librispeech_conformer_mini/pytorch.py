@@ -238,41 +238,12 @@ def parameter_type(name: str) -> ParameterType:
     return ParameterType.BIAS if leaf == "bias" else ParameterType.WEIGHT
 
 
-class ConformerMiniWorkload(TorchArrays, BaseConformerMiniWorkload):
-    def init_model_fn(self, rng: Any) -> tuple[nn.Module, None]:
-        torch.manual_seed(to_seed(rng))
-        model = Conformer(self.attention_temperature, self.activation, self.post_layer_norm)
-        model = model.to(self.device)
-        self.record_param_shapes(model)
-        return model, None
+class CtcLossAndEval:
+    """``loss_fn`` and ``eval_batch`` of both PyTorch speech workloads (this one and
+    librispeech_deepspeech_mini): CTC on ``model_fn``'s ``(logits, logit_paddings)``, WER in numpy. As in
+    AlgoPerf, an utterance no alignment fits would cost inf; the data never have one (see data.py)."""
 
-    def param_type(self, name: str) -> ParameterType:
-        return parameter_type(name)
-
-    def is_output_params(self, param_name: str) -> bool:
-        return param_name.startswith("head.")
-
-    def model_fn(
-        self,
-        params: nn.Module,
-        augmented_and_preprocessed_input_batch: dict[str, Any],
-        model_state: Any,
-        mode: ForwardPassMode,
-        rng: Any,
-        update_batch_norm: bool,
-        dropout_rate: float | None = None,
-    ) -> tuple[tuple[Tensor, Tensor], Any]:
-        """Returns ``((logits, logit_paddings), model_state)`` as AlgoPerf's librispeech does. Train mode
-        normalises by batch statistics and moves the running ones if ``update_batch_norm``."""
-        rate = DEFAULT_DROPOUT_RATE if dropout_rate is None else float(dropout_rate)
-        training = mode == ForwardPassMode.TRAIN
-        params.train(training)
-        for module in params.modules():
-            if isinstance(module, MaskedBatchNorm):
-                module.update_statistics = update_batch_norm
-        inputs, paddings = augmented_and_preprocessed_input_batch["inputs"]
-        with torch.set_grad_enabled(training):
-            return params(inputs, paddings, rate), model_state
+    model_fn: Any
 
     def loss_fn(
         self,
@@ -308,6 +279,43 @@ class ConformerMiniWorkload(TorchArrays, BaseConformerMiniWorkload):
             target_paddings.cpu().numpy(),
             per_example.cpu().numpy(),
         )
+
+
+class ConformerMiniWorkload(CtcLossAndEval, TorchArrays, BaseConformerMiniWorkload):
+    def init_model_fn(self, rng: Any) -> tuple[nn.Module, None]:
+        torch.manual_seed(to_seed(rng))
+        model = Conformer(self.attention_temperature, self.activation, self.post_layer_norm)
+        model = model.to(self.device)
+        self.record_param_shapes(model)
+        return model, None
+
+    def param_type(self, name: str) -> ParameterType:
+        return parameter_type(name)
+
+    def is_output_params(self, param_name: str) -> bool:
+        return param_name.startswith("head.")
+
+    def model_fn(
+        self,
+        params: nn.Module,
+        augmented_and_preprocessed_input_batch: dict[str, Any],
+        model_state: Any,
+        mode: ForwardPassMode,
+        rng: Any,
+        update_batch_norm: bool,
+        dropout_rate: float | None = None,
+    ) -> tuple[tuple[Tensor, Tensor], Any]:
+        """Returns ``((logits, logit_paddings), model_state)`` as AlgoPerf's librispeech does. Train mode
+        normalises by batch statistics and moves the running ones if ``update_batch_norm``."""
+        rate = DEFAULT_DROPOUT_RATE if dropout_rate is None else float(dropout_rate)
+        training = mode == ForwardPassMode.TRAIN
+        params.train(training)
+        for module in params.modules():
+            if isinstance(module, MaskedBatchNorm):
+                module.update_statistics = update_batch_norm
+        inputs, paddings = augmented_and_preprocessed_input_batch["inputs"]
+        with torch.set_grad_enabled(training):
+            return params(inputs, paddings, rate), model_state
 
 
 class ConformerMiniAttentionTemperatureWorkload(ConformerAttentionTemperature, ConformerMiniWorkload):

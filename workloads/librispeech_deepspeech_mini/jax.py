@@ -17,11 +17,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import linen as nn
 
 from algoperf_workloads.librispeech_conformer_mini.data import NUM_BINS, NUM_CLASSES
-from algoperf_workloads.librispeech_conformer_mini.workload import spec_augment, speech_eval_outputs
+from algoperf_workloads.librispeech_conformer_mini.jax import CtcLossAndEval
+from algoperf_workloads.librispeech_conformer_mini.workload import spec_augment
 from algoperf_workloads.librispeech_deepspeech_mini.workload import (
     BATCH_NORM_DECAY,
     BATCH_NORM_EPSILON,
@@ -273,7 +273,7 @@ def parameter_type(names: tuple[str, ...]) -> ParameterType:
     return ParameterType.BIAS if leaf.endswith("bias") else ParameterType.WEIGHT
 
 
-class DeepspeechMiniWorkload(JaxArrays, BaseDeepspeechMiniWorkload):
+class DeepspeechMiniWorkload(CtcLossAndEval, JaxArrays, BaseDeepspeechMiniWorkload):
     @cached_property
     def _model(self) -> DeepSpeech:
         return DeepSpeech(self.switches)
@@ -326,39 +326,6 @@ class DeepspeechMiniWorkload(JaxArrays, BaseDeepspeechMiniWorkload):
             variables, inputs, paddings, rate, True, rngs=rngs, mutable=["batch_stats"]
         )
         return outputs, updates.get("batch_stats", model_state)
-
-    def loss_fn(
-        self,
-        label_batch: tuple[jax.Array, jax.Array],
-        logits_batch: tuple[jax.Array, jax.Array],
-        mask_batch: jax.Array | None = None,
-        label_smoothing: float = 0.0,
-    ) -> dict[str, Any]:
-        """CTC per utterance (blank 0), summed; ``n_valid_examples`` counts the target labels, as AlgoPerf's
-        speech workloads do. ``mask_batch`` ([batch]) drops utterances; no label smoothing."""
-        targets, target_paddings = label_batch
-        logits, logit_paddings = logits_batch
-        per_example = optax.ctc_loss(logits, logit_paddings, targets, target_paddings, blank_id=0)
-        n_valid = (1.0 - target_paddings).sum(axis=1)
-        if mask_batch is not None:
-            per_example = per_example * mask_batch
-            n_valid = n_valid * mask_batch
-        return {"summed": per_example.sum(), "n_valid_examples": n_valid.sum(), "per_example": per_example}
-
-    @cached_property
-    def _eval_jit(self) -> Any:
-        def evaluate(params: Any, model_state: Any, batch: dict[str, Any]) -> tuple[jax.Array, ...]:
-            (logits, paddings), _ = self.model_fn(
-                params, batch, model_state, ForwardPassMode.EVAL, None, False
-            )
-            return logits, paddings, self.loss_fn(batch["targets"], (logits, paddings))["per_example"]
-
-        return jax.jit(evaluate)
-
-    def eval_batch(self, params: Any, model_state: Any, batch: dict[str, Any]) -> dict[str, float]:
-        logits, paddings, per_example = jax.device_get(self._eval_jit(params, model_state, batch))
-        targets, target_paddings = jax.device_get(batch["targets"])
-        return speech_eval_outputs(logits, paddings, targets, target_paddings, per_example)
 
 
 class DeepspeechMiniTanhWorkload(DeepspeechTanh, DeepspeechMiniWorkload):

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from algoperf_workloads.librispeech_conformer_mini.data import NUM_CLASSES
-from algoperf_workloads.librispeech_conformer_mini.workload import spec_augment, speech_eval_outputs
+from algoperf_workloads.librispeech_conformer_mini.pytorch import CtcLossAndEval
+from algoperf_workloads.librispeech_conformer_mini.workload import spec_augment
 from algoperf_workloads.librispeech_deepspeech_mini.workload import (
     BATCH_NORM_DECAY,
     BATCH_NORM_EPSILON,
@@ -247,7 +248,7 @@ def parameter_type(name: str) -> ParameterType:
     return ParameterType.BIAS if leaf.startswith("bias") else ParameterType.WEIGHT
 
 
-class DeepspeechMiniWorkload(TorchArrays, BaseDeepspeechMiniWorkload):
+class DeepspeechMiniWorkload(CtcLossAndEval, TorchArrays, BaseDeepspeechMiniWorkload):
     def init_model_fn(self, rng: Any) -> tuple[nn.Module, None]:
         torch.manual_seed(to_seed(rng))
         model = DeepSpeech(self.switches).to(self.device)
@@ -285,48 +286,6 @@ class DeepspeechMiniWorkload(TorchArrays, BaseDeepspeechMiniWorkload):
             generator = torch.Generator().manual_seed(to_seed(rng))
         with torch.set_grad_enabled(training):
             return params(inputs, paddings, rate, generator), model_state
-
-    def loss_fn(
-        self,
-        label_batch: tuple[torch.Tensor, torch.Tensor],
-        logits_batch: tuple[torch.Tensor, torch.Tensor],
-        mask_batch: torch.Tensor | None = None,
-        label_smoothing: float = 0.0,
-    ) -> dict[str, Any]:
-        """CTC per utterance (blank 0), summed; ``n_valid_examples`` counts the target labels, as AlgoPerf's
-        speech workloads do. ``mask_batch`` ([batch]) drops utterances; no label smoothing. As in AlgoPerf,
-        an utterance no alignment fits would cost inf; the data never have one (see data.py)."""
-        targets, target_paddings = label_batch
-        logits, logit_paddings = logits_batch
-        log_probs = torch.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # [time, batch, classes]
-        target_lengths = (1.0 - target_paddings).sum(dim=1).long()
-        per_example = F.ctc_loss(
-            log_probs,
-            targets.long(),
-            (1.0 - logit_paddings).sum(dim=1).long(),
-            target_lengths,
-            blank=0,
-            reduction="none",
-        )
-        n_valid = target_lengths.to(per_example.dtype)
-        if mask_batch is not None:
-            per_example = per_example * mask_batch
-            n_valid = n_valid * mask_batch
-        return {"summed": per_example.sum(), "n_valid_examples": n_valid.sum(), "per_example": per_example}
-
-    def eval_batch(self, params: nn.Module, model_state: Any, batch: dict[str, Any]) -> dict[str, float]:
-        (logits, logit_paddings), _ = self.model_fn(
-            params, batch, model_state, ForwardPassMode.EVAL, None, False
-        )
-        per_example = self.loss_fn(batch["targets"], (logits, logit_paddings))["per_example"]
-        targets, target_paddings = batch["targets"]
-        return speech_eval_outputs(
-            logits.cpu().numpy(),
-            logit_paddings.cpu().numpy(),
-            targets.cpu().numpy(),
-            target_paddings.cpu().numpy(),
-            per_example.cpu().numpy(),
-        )
 
 
 class DeepspeechMiniTanhWorkload(DeepspeechTanh, DeepspeechMiniWorkload):
