@@ -24,7 +24,8 @@
 Evaluations are step-based (``--eval-every-steps``), and ``--max-steps`` makes the runs themselves
 independent of the machine's load, so the targets are reproducible; only the budget depends on speed.
 Every finished run is saved to a progress file (``--progress``), and a rerun of the same command resumes
-where it stopped. ``--quick`` is a smoke-sized calibration (one sweep point, two seeds) for tests.
+where it stopped (with more ``--seeds`` too). ``--quick`` is a smoke-sized calibration (one sweep point, two
+seeds) for tests.
 """
 
 from __future__ import annotations
@@ -57,12 +58,12 @@ from pytest_algoperf.tuning import as_hyperparameters
 
 DEFAULT_PROGRESS_DIR = Path(".algoperf_calibration")
 # The arguments that change what a run measures: a progress file made with other values is not resumed.
+# Not --seeds: each rerun is keyed by its seed, so a calibration can grow by seeds and keep the runs it has.
 RUN_ARGUMENTS = (
     "workload",
     "submission",
     "framework",
     "trials",
-    "seeds",
     "budget_sec",
     "max_steps",
     "eval_every_steps",

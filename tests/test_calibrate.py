@@ -140,6 +140,27 @@ def test_the_sweep_run_is_reused_as_the_first_frameworks_seed_0_rerun(
     assert [(r["framework"], r["seed"]) for r in reruns] == [("pytorch", 0), ("pytorch", 1)]
 
 
+def test_more_seeds_resume_the_runs_already_made_and_train_only_the_new_seeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    progress = tmp_path / "p.json"
+    one_point = [*QUICK_MNIST.split(), "--trials", "1", "--progress", str(progress)]
+    calibrate.main([*one_point, "--seeds", "1"])
+    capsys.readouterr()
+    trained: list[tuple[str, int]] = []
+    train = calibrate.train_without_target
+
+    def counting(workload: Any, submission: str, framework: str, point: Any, seed: int, args: Any) -> Trial:
+        trained.append((framework, seed))
+        return train(workload, submission, framework, point, seed, args)
+
+    monkeypatch.setattr(calibrate, "train_without_target", counting)
+    calibrate.main([*one_point, "--seeds", "2"])
+    assert trained == [("pytorch", 1)]
+    reruns = json.loads(capsys.readouterr().out)["measured"]["reruns"]
+    assert [(r["framework"], r["seed"]) for r in reruns] == [("pytorch", 0), ("pytorch", 1)]
+
+
 def test_an_unknown_workload_is_a_clear_error() -> None:
     with pytest.raises(SystemExit, match=r"unknown workload 'nope'; built-in ones: .*mnist"):
         calibrate.main(["--workload", "nope", "--max-steps", "1", "--eval-period-sec", "1"])

@@ -7,24 +7,27 @@ The ResNet and its weight mapping are imagenet_resnet_mini's; the parity helpers
 
 from __future__ import annotations
 
-import collections
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from helpers import both_losses, one_adamw_step, tree_get
 
 from algoperf_workloads.cifar import data
 from pytest_algoperf.spec import ForwardPassMode
-from pytest_algoperf.submission import load_submission, resolve_submission
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
 
 from test_imagenet_resnet_mini import (  # noqa: E402
+    ADAMW_POINT,
     RESNET_PARAMETERS,
+    assert_eval_metrics,
+    assert_same_losses,
     copy_into_flax,
+    flax_logits,
     flax_path,
     randomise_torch_model,
 )
@@ -36,15 +39,8 @@ RECORDS_PER_FILE = 8  # 40 training records: 36 train, 4 validation; 8 test
 SMALL_BATCH = 16
 TOLERANCE = 1e-4
 QUIET_PLUGINS = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
-ADAMW_POINT = {
-    "learning_rate": 0.002,
-    "one_minus_beta1": 0.1,
-    "beta2": 0.999,
-    "weight_decay": 0.01,
-    "warmup_factor": 0.05,
-    "label_smoothing": 0.1,
-    "dropout_rate": 0.0,
-}
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_cifar(folder: Path, records: int = RECORDS_PER_FILE, seed: int = 0) -> dict[str, tuple]:
@@ -64,16 +60,6 @@ def write_cifar(folder: Path, records: int = RECORDS_PER_FILE, seed: int = 0) ->
                     file.write(image[:, :, channel].tobytes())  # row by row
         written[name] = (labels, images)
     return written
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Any:
-    """A second intra-op thread only adds synchronisation on these small batches, which costs several times
-    the work itself when the machine is busy (the benchmark sets its own thread count per run)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -210,22 +196,11 @@ def test_input_queue_is_deterministic_and_augments_only_training_batches(
 
 def adamw_step_and_eval(workload: Any, framework: str, rng: Any) -> tuple[Any, Any, dict[str, float]]:
     """Init, one step of the AdamW baseline on an augmented batch, one eval of the small splits."""
-    submission = load_submission(resolve_submission("adamw", framework, Path.cwd())).module
-    hyperparameters = collections.namedtuple("Hyperparameters", sorted(ADAMW_POINT))(**ADAMW_POINT)
-    params, model_state = workload.init_model_fn(rng)
-    initial_state = jax.tree.map(np.asarray, model_state)
-    optimizer_state = submission.init_optimizer_state(workload, params, model_state, hyperparameters, rng)
-    batch = next(workload.build_input_queue(rng, "train", None, SMALL_BATCH))
-    optimizer_state, params, model_state = submission.update_params(
-        workload, params, workload.model_params_types, model_state, hyperparameters, batch,
-        workload.loss_type, optimizer_state, [], 0, rng,
-    )  # fmt: skip
+    params, initial_state, model_state = one_adamw_step(workload, framework, rng, ADAMW_POINT, SMALL_BATCH)
     # Eval batches of 4 divide every small split: JAX compiles one eval shape.
     metrics = workload.eval_model(4, params, model_state, rng, None, 1)
-    assert set(metrics) == {f"{s}/{m}" for s in ("train", "validation", "test") for m in ("loss", "accuracy")}
-    assert all(np.isfinite(value) for value in metrics.values())
-    assert all(0.0 <= metrics[f"{s}/accuracy"] <= 1.0 for s in ("train", "validation", "test"))
-    return initial_state, model_state, metrics
+    assert_eval_metrics(metrics)
+    return jax.tree.map(np.asarray, initial_state), model_state, metrics
 
 
 def test_pytorch_adamw_step_and_eval(small_dir: tuple[Path, dict[str, tuple]]) -> None:
@@ -283,10 +258,7 @@ def test_parity_outputs_losses_parameter_counts_and_types(small_dir: tuple[Path,
     assert count == sum(leaf.size for leaf in jax.tree.leaves(params)) == RESNET_PARAMETERS
     jax_types = jax_workload.model_params_types
     for name, kind in torch_workload.model_params_types.items():
-        node = jax_types
-        for key in flax_path(name):
-            node = node[key]
-        assert node == kind, name
+        assert tree_get(jax_types, flax_path(name)) == kind, name
     assert len(jax.tree.leaves(jax_types)) == len(torch_workload.model_params_types)
 
     inputs = data.normalize(torch_workload.data.test.inputs)
@@ -295,25 +267,11 @@ def test_parity_outputs_losses_parameter_counts_and_types(small_dir: tuple[Path,
         model, {"inputs": torch.from_numpy(inputs)}, None, ForwardPassMode.EVAL, None, False
     )[0].numpy()
     forward = jax.jit(jax_workload.model_fn, static_argnames=("mode", "update_batch_norm"))
-    jax_logits, _ = forward(
-        params,
-        {"inputs": jnp.asarray(inputs)},
-        stats,
-        mode=ForwardPassMode.EVAL,
-        rng=None,
-        update_batch_norm=False,
-    )
+    jax_logits, _ = flax_logits(forward, params, stats, inputs, ForwardPassMode.EVAL, False)
     assert np.abs(torch_logits).max() > 0.5  # a meaningful comparison, not two near-zero outputs
     np.testing.assert_allclose(torch_logits, np.asarray(jax_logits), rtol=0, atol=TOLERANCE)
     for smoothing in (0.0, 0.1):
-        torch_loss = torch_workload.loss_fn(
-            torch.from_numpy(labels), torch.from_numpy(torch_logits), None, smoothing
-        )
-        jax_loss = jax_workload.loss_fn(jnp.asarray(labels), jnp.asarray(torch_logits), None, smoothing)
-        for key in ("summed", "n_valid_examples", "per_example"):
-            np.testing.assert_allclose(
-                np.asarray(torch_loss[key]), np.asarray(jax_loss[key]), rtol=1e-6, atol=TOLERANCE
-            )
+        assert_same_losses(*both_losses(torch_workload, jax_workload, labels, torch_logits, None, smoothing))
 
 
 # ---- the benchmark without data ------------------------------------------------------------------------

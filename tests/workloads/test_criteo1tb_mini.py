@@ -10,47 +10,38 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import Counter, namedtuple
+from collections import Counter
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from helpers import (
+    ADAMW_FIRST_POINT,
+    RNGS,
+    adamw,
+    adamw_steps,
+    adamw_update,
+    assert_metrics_agree,
+    both_losses,
+    builtin_entry,
+    flat_parameters,
+    sizes_and_types,
+)
 
 from algoperf_workloads.criteo1tb_mini import data
 from algoperf_workloads.criteo1tb_mini.workload import BaseCriteo1TbMiniWorkload
-from pytest_algoperf.registry import builtin_entries
 from pytest_algoperf.spec import ForwardPassMode, LossType, ParameterType
-from pytest_algoperf.submission import load_submission, resolve_submission
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
 
 
-ROOT = Path(__file__).resolve().parents[2]
 SMALL_SEED = 11
 SMALL_TRAIN, SMALL_EVAL = 4_096, 2_000
-Hyperparameters = namedtuple(
-    "Hyperparameters",
-    "learning_rate one_minus_beta1 beta2 weight_decay warmup_factor label_smoothing dropout_rate",
-)
-ADAMW_FIRST_POINT = Hyperparameters(0.002, 0.1, 0.999, 0.01, 0.05, 0.0, 0.0)
-RNGS = {
-    "pytorch": lambda seed: np.array([seed, 1], dtype=np.uint32),
-    "jax": lambda seed: jax.random.PRNGKey(seed),
-}
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Any:
-    """One intra-op thread for this file: the DLRM's ops are small, and on a loaded 2-core machine two
-    threads per op spin against each other (10x slower steps); the setting is restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small(
@@ -58,9 +49,8 @@ def small(
 ) -> BaseCriteo1TbMiniWorkload:
     """The workload (or the variant ``name``) on small logs from the same generator and teacher family
     (another seed)."""
-    entry = next(e for e in builtin_entries() if e.name == name)
 
-    class Small(entry.workload_class(framework)):  # type: ignore[misc, valid-type]
+    class Small(builtin_entry(name).workload_class(framework)):  # type: ignore[misc, valid-type]
         @property
         def data(self) -> data.ClickLogs:
             return data.make_click_logs(SMALL_SEED, train_size, SMALL_EVAL)
@@ -161,14 +151,10 @@ def test_a_briefly_trained_dlrm_beats_the_trivial_predictor() -> None:
     trivial = data.log_loss(
         np.full(SMALL_EVAL, math.log(rate / (1 - rate))), workload.data.validation.targets
     )
-    submission = load_submission(resolve_submission("adamw", "pytorch", ROOT))
     workload.calibration = dataclasses.replace(workload.calibration, step_hint=200)  # the schedule's length
-    params, model_state, optimizer_state, queue = setup_training(workload, submission, "pytorch")
-    for step in range(200):
-        optimizer_state, params, model_state = train_step(
-            workload, submission, params, model_state, optimizer_state, next(queue), step, "pytorch"
-        )
-    metrics = workload.eval_model(workload.eval_batch_size, params, model_state, None, None, 200)
+    params, model_state = workload.init_model_fn(RNGS["pytorch"](0))
+    run = adamw_steps(workload, "pytorch", params, model_state, 200, first_update_seed=3)
+    metrics = workload.eval_model(workload.eval_batch_size, run.params, run.model_state, None, None, 200)
     assert metrics["validation/loss"] < trivial - 0.03
 
 
@@ -198,7 +184,7 @@ def test_summarize_eval_accumulates_batches_into_the_whole_split_log_loss() -> N
 
 
 def test_the_workload_is_registered_lower_is_better_with_sensible_calibration() -> None:
-    entry = next(e for e in builtin_entries() if e.name == "criteo1tb_mini")
+    entry = builtin_entry("criteo1tb_mini")
     assert set(entry.implementations) == {"pytorch", "jax"}
     workload = small("pytorch")
     assert workload.loss_type is LossType.SIGMOID_CROSS_ENTROPY and workload.target_metric_name == "loss"
@@ -222,43 +208,18 @@ def setup_training(workload: Any, submission: Any, framework: str) -> tuple[Any,
     return params, model_state, optimizer_state, queue
 
 
-def train_step(
-    workload: Any, submission: Any, params: Any, model_state: Any, state: Any, batch: Any, step: int, fw: str
-) -> tuple[Any, Any, Any]:
-    return submission.module.update_params(
-        workload=workload,
-        current_param_container=params,
-        current_params_types=workload.model_params_types,
-        model_state=model_state,
-        hyperparameters=ADAMW_FIRST_POINT,
-        batch=batch,
-        loss_type=workload.loss_type,
-        optimizer_state=state,
-        eval_results=[],
-        global_step=step,
-        rng=RNGS[fw](3 + step),
-    )
-
-
-def flat_values(framework: str, params: Any) -> np.ndarray:
-    if framework == "pytorch":
-        return np.concatenate([p.detach().cpu().numpy().ravel() for p in params.parameters()])
-    return np.concatenate([np.asarray(leaf).ravel() for leaf in jax.tree.leaves(params)])
-
-
 @pytest.mark.parametrize("framework", ["pytorch", "jax"])
 def test_one_adamw_step_and_one_eval(framework: str) -> None:
-    workload = small(framework)
-    submission = load_submission(resolve_submission("adamw", framework, ROOT))
+    workload, submission = small(framework), adamw(framework)
     params, model_state, optimizer_state, queue = setup_training(workload, submission, framework)
     batch = next(queue)
     assert batch["inputs"].shape == (256, 39) and batch["targets"].shape == (256,)
-    before = flat_values(framework, params)
-    for step in range(2):  # the warmup's learning rate is 0 at step 0
-        optimizer_state, params, model_state = train_step(
-            workload, submission, params, model_state, optimizer_state, batch, step, framework
+    before = flat_parameters(params)
+    for step in range(2):  # the warmup's learning rate is 0 at step 0, both on the same batch
+        optimizer_state, params, model_state = adamw_update(
+            submission, workload, params, model_state, optimizer_state, batch, step, RNGS[framework](3 + step)
         )
-    after = flat_values(framework, params)
+    after = flat_parameters(params)
     assert np.isfinite(after).all() and not np.array_equal(before, after)
     metrics = workload.eval_model(workload.eval_batch_size, params, model_state, None, None, 1)
     assert set(metrics) == {"train/loss", "validation/loss", "test/loss"}
@@ -285,9 +246,7 @@ def test_eval_metrics_agree() -> None:
     torch_workload, jax_workload, model, flax_params = paired_models()
     torch_metrics = torch_workload.eval_model(torch_workload.eval_batch_size, model, None, None, None, 0)
     jax_metrics = jax_workload.eval_model(jax_workload.eval_batch_size, flax_params, None, None, None, 0)
-    assert torch_metrics.keys() == jax_metrics.keys()
-    for key, value in torch_metrics.items():
-        assert value == pytest.approx(jax_metrics[key], abs=1e-5)
+    assert_metrics_agree(torch_metrics, jax_metrics, 1e-5)
 
 
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
@@ -298,15 +257,7 @@ def test_losses_agree_with_and_without_label_smoothing_and_mask(label_smoothing:
     logits = rng.normal(0.0, 2.0, (64, 1)).astype(np.float32)
     labels = (rng.random(64) < 0.25).astype(np.float32)
     mask = (rng.random(64) < 0.7).astype(np.float32) if masked else None
-    torch_loss = torch_workload.loss_fn(
-        torch.from_numpy(labels),
-        torch.from_numpy(logits),
-        None if mask is None else torch.from_numpy(mask),
-        label_smoothing,
-    )
-    jax_loss = jax_workload.loss_fn(
-        jnp.asarray(labels), jnp.asarray(logits), None if mask is None else jnp.asarray(mask), label_smoothing
-    )
+    torch_loss, jax_loss = both_losses(torch_workload, jax_workload, labels, logits, mask, label_smoothing)
     for key in ("summed", "n_valid_examples"):
         assert float(torch_loss[key]) == pytest.approx(float(jax_loss[key]), rel=1e-6)
     np.testing.assert_allclose(
@@ -341,17 +292,9 @@ def assert_parameters_agree(torch_workload: Any, jax_workload: Any, model: Any, 
         int(np.prod(shape)) for shape in jax.tree.leaves(jax_workload.param_shapes, is_leaf=_is_shape)
     )
     assert torch_count == jax_count
-    torch_types = torch_workload.model_params_types
-    jax_types = jax.tree.leaves(jax_workload.model_params_types)
-    torch_pairs = sorted((math.prod(torch_workload.param_shapes[n]), t.value) for n, t in torch_types.items())
-    jax_pairs = sorted(
-        (math.prod(shape), kind.value)
-        for shape, kind in zip(
-            jax.tree.leaves(jax_workload.param_shapes, is_leaf=_is_shape), jax_types, strict=True
-        )
-    )
+    torch_pairs, jax_pairs = sizes_and_types(torch_workload, jax_workload)
     assert torch_pairs == jax_pairs
-    return torch_types
+    return torch_workload.model_params_types
 
 
 def _is_shape(node: Any) -> bool:

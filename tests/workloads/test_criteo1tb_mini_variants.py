@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import both_losses, builtin_entry
 
-from pytest_algoperf.registry import builtin_entries
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
 
 torch = pytest.importorskip("torch")
@@ -47,10 +47,10 @@ def jax_logits(workload: Any, params: Any, inputs: np.ndarray) -> np.ndarray:
 
 
 def test_the_variants_are_registered_under_the_base_workload() -> None:
-    entries = {e.name: e for e in builtin_entries()}
     for name in VARIANTS:
-        assert entries[name].is_variant and entries[name].base_name == "criteo1tb_mini"
-        assert set(entries[name].implementations) == {"pytorch", "jax"}
+        entry = builtin_entry(name)
+        assert entry.is_variant and entry.base_name == "criteo1tb_mini"
+        assert set(entry.implementations) == {"pytorch", "jax"}
         workload, base = small("pytorch", name=name), small("pytorch")
         assert workload.name == name and workload.base_name == "criteo1tb_mini"
         # Own targets (between the teacher's loss and the base rate's entropy), the base's budget.
@@ -77,8 +77,7 @@ def test_variant_outputs_losses_and_parameters_agree_across_frameworks(name: str
     )
     assert from_torch.shape == from_jax.shape == (ROWS, 1)
     np.testing.assert_allclose(from_torch, from_jax, rtol=0, atol=1e-4)
-    torch_loss = torch_workload.loss_fn(torch.from_numpy(targets), torch.from_numpy(from_torch))
-    jax_loss = jax_workload.loss_fn(jnp.asarray(targets), jnp.asarray(from_jax))
+    torch_loss, jax_loss = both_losses(torch_workload, jax_workload, targets, from_torch, jax_logits=from_jax)
     assert float(torch_loss["summed"]) == pytest.approx(float(jax_loss["summed"]), rel=1e-5)
 
 

@@ -7,13 +7,21 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-from collections.abc import Iterator
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from helpers import (
+    adamw,
+    adamw_update,
+    assert_metrics_agree,
+    assert_metrics_finite,
+    assert_same_tree_shapes,
+    both_losses,
+    flat_parameters,
+    sizes_and_types,
+)
 
 from algoperf_workloads.fastmri_mini.data import (
     IMAGE_SIZE,
@@ -25,8 +33,7 @@ from algoperf_workloads.fastmri_mini.data import (
 )
 from algoperf_workloads.fastmri_mini.workload import batch_ssim, structural_similarity, zero_filled_ssim
 from pytest_algoperf.search_space import load_search_space
-from pytest_algoperf.spec import ForwardPassMode, ParameterType
-from pytest_algoperf.submission import load_submission, resolve_submission
+from pytest_algoperf.spec import ForwardPassMode
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
@@ -39,15 +46,12 @@ from pytest_algoperf.frameworks.numpy_rng import make_key  # noqa: E402
 SMALL_SPLIT = 32
 SMALL_EVAL_BATCH = 16
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """These models are tiny; on a loaded 2-core machine two spinning OpenMP threads run them ~10x slower
-    than one, so the file keeps its time budget with one thread (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+
+def key_for(framework: str, seed: int) -> Any:
+    """The rng key of ``framework``'s workloads."""
+    return make_key(seed) if framework == "pytorch" else jax.random.PRNGKey(seed)
 
 
 def small(split: MriSplit, size: int = SMALL_SPLIT) -> MriSplit:
@@ -199,14 +203,15 @@ def test_a_briefly_trained_unet_beats_the_zero_filled_input() -> None:
     """30 AdamW steps (a 100-step schedule) lift validation SSIM from ~0.44 to ~0.69: a learnable task."""
     workload = fastmri_torch.FastMriMiniWorkload()
     workload.calibration = dataclasses.replace(workload.calibration, step_hint=100)
-    submission, hyperparameters = adamw("pytorch")
+    submission, hyperparameters = adamw_first_point("pytorch")
     params, state = workload.init_model_fn(make_key(0))
     optimizer_state = submission.module.init_optimizer_state(workload, params, state, hyperparameters, None)
     queue = workload.build_input_queue(make_key(1), "train", None, 16)
     for step in range(30):
-        optimizer_state, params, state = submission.update_params(
-            {}, **step_arguments(workload, params, state, hyperparameters, next(queue), optimizer_state, step)
-        )
+        optimizer_state, params, state = adamw_update(
+            submission, workload, params, state, optimizer_state, next(queue), step, make_key(step),
+            hyperparameters,
+        )  # fmt: skip
     validation = small(load_splits()["validation"], 128)
     batch = {key: torch.from_numpy(value) for key, value in validation.arrays().items()}
     outputs, _ = workload.model_fn(params, batch, None, ForwardPassMode.EVAL, None, False)
@@ -217,59 +222,34 @@ def test_a_briefly_trained_unet_beats_the_zero_filled_input() -> None:
 # ---- one AdamW step and one eval per framework ------------------------------------------------------
 
 
-def adamw(framework: str) -> tuple[Any, Any]:
+def adamw_first_point(framework: str) -> tuple[Any, Any]:
     """The adamw submission and its first search-space point (the baseline the targets are set with)."""
-    source = resolve_submission("adamw", framework, Path(__file__).parent)
-    point = load_search_space(source.search_space_path).first_point()
-    return load_submission(source), collections.namedtuple("Hyperparameters", sorted(point))(**point)
-
-
-def step_arguments(
-    workload: Any, params: Any, state: Any, hyperparameters: Any, batch: Any, optimizer_state: Any, step: int
-) -> dict[str, Any]:
-    rng = (
-        make_key(step)
-        if isinstance(workload, fastmri_torch.FastMriMiniWorkload)
-        else jax.random.PRNGKey(step)
-    )
-    return {
-        "workload": workload,
-        "current_param_container": params,
-        "current_params_types": workload.model_params_types,
-        "model_state": state,
-        "hyperparameters": hyperparameters,
-        "batch": batch,
-        "loss_type": workload.loss_type,
-        "optimizer_state": optimizer_state,
-        "eval_results": [],
-        "global_step": step,
-        "rng": rng,
-    }
+    submission = adamw(framework)
+    point = load_search_space(submission.source.search_space_path).first_point()
+    return submission, collections.namedtuple("Hyperparameters", sorted(point))(**point)
 
 
 @pytest.mark.parametrize("framework", ["pytorch", "jax"])
 def test_one_adamw_step_and_one_eval(framework: str) -> None:
     workload = SMALL_WORKLOADS[framework]()
-    rng = make_key(0) if framework == "pytorch" else jax.random.PRNGKey(0)
+    rng = key_for(framework, 0)
     params, state = workload.init_model_fn(rng)
-    submission, hyperparameters = adamw(framework)
+    submission, hyperparameters = adamw_first_point(framework)
     assert submission.get_batch_size(workload.name, workload.base_name) == 16
     optimizer_state = submission.module.init_optimizer_state(workload, params, state, hyperparameters, rng)
     batch = next(workload.build_input_queue(rng, "train", None, 16))
     assert batch["inputs"].shape == batch["targets"].shape == (16, IMAGE_SIZE, IMAGE_SIZE)
-    before = parameter_vector(params)
+    before = flat_parameters(params)
     # Two steps: warmup starts the learning rate at zero, so the first step leaves the weights as they are.
     for step in range(2):
-        optimizer_state, params, state = submission.update_params(
-            {}, **step_arguments(workload, params, state, hyperparameters, batch, optimizer_state, step)
-        )
-    after = parameter_vector(params)
+        optimizer_state, params, state = adamw_update(
+            submission, workload, params, state, optimizer_state, batch, step, key_for(framework, step),
+            hyperparameters,
+        )  # fmt: skip
+    after = flat_parameters(params)
     assert np.all(np.isfinite(after)) and not np.array_equal(before, after)
     metrics = workload.eval_model(workload.eval_batch_size, params, state, rng, None, 1)
-    assert set(metrics) == {
-        f"{split}/{name}" for split in ("train", "validation", "test") for name in ("ssim", "loss")
-    }
-    assert all(np.isfinite(value) for value in metrics.values())
+    assert_metrics_finite(metrics, ("ssim", "loss"))
     assert all(-1.0 <= metrics[f"{split}/ssim"] <= 1.0 for split in ("train", "validation", "test"))
 
 
@@ -277,7 +257,7 @@ def test_one_adamw_step_and_one_eval(framework: str) -> None:
 def test_kernels_start_lecun_normal_and_the_bias_at_zero_in_both_frameworks(framework: str) -> None:
     """The same scheme in both: truncated at 2 sigma, variance 1 / fan_in (fan_in = in * kh * kw)."""
     workload = SMALL_WORKLOADS[framework]()
-    params, _ = workload.init_model_fn(make_key(5) if framework == "pytorch" else jax.random.PRNGKey(5))
+    params, _ = workload.init_model_fn(key_for(framework, 5))
     if framework == "pytorch":  # weights (out, in, kh, kw); transpose convs (in, out, kh, kw)
         named = {name: p.detach().numpy() for name, p in params.named_parameters()}
         fan_in = {n: v.size // v.shape[1 if "transpose" in n else 0] for n, v in named.items()}
@@ -294,12 +274,6 @@ def test_kernels_start_lecun_normal_and_the_bias_at_zero_in_both_frameworks(fram
         assert np.abs(value).max() <= 2 * stddev / 0.8796256 * (1 + 1e-5), name
         if value.size >= 2000:
             assert value.std() == pytest.approx(stddev, rel=0.1), name
-
-
-def parameter_vector(params: Any) -> np.ndarray:
-    if isinstance(params, torch.nn.Module):
-        return np.concatenate([p.detach().numpy().ravel() for p in params.parameters()])
-    return np.concatenate([np.asarray(leaf).ravel() for leaf in jax.tree.leaves(params)])
 
 
 # ---- parity ------------------------------------------------------------------------------------------
@@ -339,19 +313,21 @@ def twins() -> tuple[Any, Any, Any, Any]:
     model, _ = torch_workload.init_model_fn(make_key(3))
     flax_params, _ = jax_workload.init_model_fn(jax.random.PRNGKey(3))
     copied = flax_params_from_torch(model)
-    assert jax.tree.structure(copied) == jax.tree.structure(flax_params)
-    assert jax.tree.map(jnp.shape, copied) == jax.tree.map(jnp.shape, flax_params)
+    assert_same_tree_shapes(copied, flax_params)
     return torch_workload, model, jax_workload, copied
 
 
-def both_forward(twins: tuple[Any, Any, Any, Any], mode: ForwardPassMode) -> tuple[np.ndarray, np.ndarray]:
+def both_forward(
+    twins: tuple[Any, Any, Any, Any], mode: ForwardPassMode, rate: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both models' outputs on the validation split, with dropout ``rate`` (and key 0) in train mode."""
     torch_workload, model, jax_workload, params = twins
     arrays = torch_workload.split_arrays("validation")
     out_t, _ = torch_workload.model_fn(
-        model, torch_workload.batch_to_device(arrays), None, mode, make_key(0), True, 0.0
+        model, torch_workload.batch_to_device(arrays), None, mode, make_key(0), True, rate
     )
     out_j, _ = jax_workload.model_fn(
-        params, jax_workload.batch_to_device(arrays), None, mode, jax.random.PRNGKey(0), True, 0.0
+        params, jax_workload.batch_to_device(arrays), None, mode, jax.random.PRNGKey(0), True, rate
     )
     return out_t.detach().numpy(), np.asarray(out_j)
 
@@ -369,14 +345,7 @@ def test_parity_losses_with_and_without_mask(twins: tuple[Any, Any, Any, Any]) -
     targets = torch_workload.split_arrays("validation")["targets"]
     mask = (np.arange(SMALL_SPLIT) % 3 != 0).astype(np.float32)
     for mask_batch in (None, mask):
-        loss_t = torch_workload.loss_fn(
-            torch.from_numpy(targets),
-            torch.from_numpy(out_t),
-            None if mask_batch is None else torch.from_numpy(mask),
-        )
-        loss_j = jax_workload.loss_fn(
-            jnp.asarray(targets), jnp.asarray(out_t), None if mask_batch is None else jnp.asarray(mask)
-        )
+        loss_t, loss_j = both_losses(torch_workload, jax_workload, targets, out_t, mask_batch)
         np.testing.assert_allclose(float(loss_j["summed"]), float(loss_t["summed"]), rtol=1e-6)
         np.testing.assert_allclose(
             np.asarray(loss_j["per_example"]), loss_t["per_example"].numpy(), rtol=1e-6
@@ -389,17 +358,7 @@ def test_parity_losses_with_and_without_mask(twins: tuple[Any, Any, Any, Any]) -
 
 def test_parity_parameter_counts_and_types(twins: tuple[Any, Any, Any, Any]) -> None:
     torch_workload, model, jax_workload, _ = twins
-    torch_entries = sorted(
-        (int(np.prod(shape)), torch_workload.model_params_types[name].name)
-        for name, shape in torch_workload.param_shapes.items()
-    )
-    jax_types = jax.tree.leaves(
-        jax_workload.model_params_types, is_leaf=lambda x: isinstance(x, ParameterType)
-    )
-    jax_sizes = jax.tree.leaves(
-        jax.tree.map(np.prod, jax_workload.param_shapes, is_leaf=lambda x: isinstance(x, tuple))
-    )
-    jax_entries = sorted((int(size), kind.name) for size, kind in zip(jax_sizes, jax_types, strict=True))
+    torch_entries, jax_entries = sizes_and_types(torch_workload, jax_workload)
     assert torch_entries == jax_entries
     assert sum(size for size, _ in torch_entries) == sum(p.numel() for p in model.parameters()) == 116_385
     assert collections.Counter(kind for _, kind in torch_entries) == {"CONV_WEIGHT": 13, "BIAS": 1}
@@ -410,31 +369,19 @@ def test_parity_eval_metrics(twins: tuple[Any, Any, Any, Any]) -> None:
     torch_workload, model, jax_workload, params = twins
     metrics_t = torch_workload.eval_model(SMALL_EVAL_BATCH, model, None, make_key(0), None, 0)
     metrics_j = jax_workload.eval_model(SMALL_EVAL_BATCH, params, None, jax.random.PRNGKey(0), None, 0)
-    assert metrics_t.keys() == metrics_j.keys()
-    for key, value in metrics_t.items():
-        assert metrics_j[key] == pytest.approx(value, abs=1e-4), key
+    assert_metrics_agree(metrics_j, metrics_t, 1e-4)
 
 
 def test_dropout_is_a_model_fn_argument_and_drops_whole_channels(twins: tuple[Any, Any, Any, Any]) -> None:
-    torch_workload, model, jax_workload, params = twins
+    torch_workload, model, _, _ = twins
     arrays = torch_workload.split_arrays("validation")
     eval_t, _ = torch_workload.model_fn(
         model, torch_workload.batch_to_device(arrays), None, ForwardPassMode.EVAL, None, False
     )
-    train_t, _ = torch_workload.model_fn(
-        model, torch_workload.batch_to_device(arrays), None, ForwardPassMode.TRAIN, make_key(0), True, 0.5
-    )
-    assert not torch.allclose(eval_t, train_t)
-    train_j, _ = jax_workload.model_fn(
-        params,
-        jax_workload.batch_to_device(arrays),
-        None,
-        ForwardPassMode.TRAIN,
-        jax.random.PRNGKey(0),
-        True,
-        0.5,
-    )
-    assert not np.allclose(np.asarray(train_j), eval_t.detach().numpy(), atol=1e-3)
+    eval_t = eval_t.detach().numpy()
+    train_t, train_j = both_forward(twins, ForwardPassMode.TRAIN, rate=0.5)
+    assert not np.allclose(eval_t, train_t)
+    assert not np.allclose(train_j, eval_t, atol=1e-3)
 
     class Probe(fastmri_jax.nn.Module):
         @fastmri_jax.nn.compact

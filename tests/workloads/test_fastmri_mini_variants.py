@@ -4,16 +4,14 @@ losses, parameter counts, shapes and types), and really changes the model."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
+from helpers import assert_same_tree_shapes, both_losses, registered_variant, tree_get
 from test_fastmri_mini import flax_params_from_torch, with_small_data
 
 from algoperf_workloads.fastmri_mini.data import IMAGE_SIZE
-from pytest_algoperf.calibration import CalibrationError
-from pytest_algoperf.registry import builtin_entries
 from pytest_algoperf.spec import ForwardPassMode
 
 torch = pytest.importorskip("torch")
@@ -31,13 +29,7 @@ VARIANTS = {
     "fastmri_mini_layernorm": "FastMriMiniLayerNormWorkload",
 }
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small(framework_module: Any, class_name: str) -> Any:
@@ -62,28 +54,10 @@ def torch_outputs(workload: Any, model: torch.nn.Module) -> np.ndarray:
     return outputs.detach().numpy()
 
 
-NOT_CALIBRATED = pytest.mark.xfail(
-    raises=CalibrationError,
-    strict=True,
-    reason="no calibration.json entry yet: its two 2000-step runs (several times the base's compute per "
-    "step) did not fit the session; remove this mark once its calibrate command has written one",
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=NOT_CALIBRATED) if n == "fastmri_mini_model_size" else n for n in VARIANTS],
-)
+@pytest.mark.parametrize("name", VARIANTS)
 def test_variant_is_registered_under_its_base_workload(name: str) -> None:
-    entries = {e.name: e for e in builtin_entries()}
-    entry = entries[name]
-    assert entry.is_variant and entry.base_name == BASE
-    assert entry.workload_class("pytorch") is getattr(fastmri_torch, VARIANTS[name])
-    assert entry.workload_class("jax") is getattr(fastmri_jax, VARIANTS[name])
-    workload = entry.create("pytorch", None, "cpu")
-    assert (workload.name, workload.base_name) == (name, BASE)
-    base = entries[BASE].create("pytorch", None, "cpu")
-    assert workload.max_allowed_runtime_sec == base.max_allowed_runtime_sec  # the budget is the base's
+    """Registered with its own PyTorch and JAX classes, under the base's name and with its budget."""
+    workload = registered_variant(name, BASE, {"pytorch": fastmri_torch, "jax": fastmri_jax}, VARIANTS[name])
     assert 0.0 < workload.validation_target_value < 1.0  # its own calibrated targets
 
 
@@ -96,13 +70,10 @@ def test_variant_parity(name: str) -> None:
     model, _ = torch_workload.init_model_fn(make_key(3))
     jax_init, _ = jax_workload.init_model_fn(jax.random.PRNGKey(3))
     initial = flax_params_with_norms(model)
-    assert jax.tree.structure(initial) == jax.tree.structure(jax_init)
-    assert jax.tree.map(jnp.shape, initial) == jax.tree.map(jnp.shape, jax_init)
+    assert_same_tree_shapes(initial, jax_init)
     for path, value in jax.tree_util.tree_leaves_with_path(jax_init):  # scales 1 and biases 0 in both
         if str(path[-2].key).startswith("norm_"):
-            node = initial
-            for key in path:
-                node = node[key.key]
+            node = tree_get(initial, (key.key for key in path))
             np.testing.assert_array_equal(np.asarray(value), np.asarray(node))
     torch_types = sorted(kind.name for kind in torch_workload.model_params_types.values())
     jax_types = sorted(kind.name for kind in jax.tree.leaves(jax_workload.model_params_types))
@@ -122,10 +93,10 @@ def test_variant_parity(name: str) -> None:
     )
     assert outputs.shape == (len(arrays["inputs"]), IMAGE_SIZE, IMAGE_SIZE)
     np.testing.assert_allclose(np.asarray(jax_outputs), outputs, atol=1e-4, rtol=0)
-    targets = arrays["targets"]
-    torch_loss = torch_workload.loss_fn(torch.from_numpy(targets), torch.from_numpy(outputs))["summed"]
-    jax_loss = jax_workload.loss_fn(jnp.asarray(targets), jax_outputs)["summed"]
-    assert float(torch_loss) == pytest.approx(float(jax_loss), abs=1e-4)
+    torch_loss, jax_loss = both_losses(
+        torch_workload, jax_workload, arrays["targets"], outputs, jax_logits=jax_outputs
+    )
+    assert float(torch_loss["summed"]) == pytest.approx(float(jax_loss["summed"]), abs=1e-4)
 
 
 @pytest.mark.parametrize("name", ["fastmri_mini_tanh", "fastmri_mini_layernorm"])

@@ -3,9 +3,8 @@ framework, batch-norm semantics, and PyTorch/JAX parity with copied weights (ass
 
 from __future__ import annotations
 
-import collections
 import hashlib
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -13,6 +12,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from helpers import (
+    ADAMW_FIRST_POINT,
+    assert_metrics_finite,
+    assert_same_tree_shapes,
+    both_losses,
+    one_adamw_step,
+    tree_get,
+    tree_set,
+)
 
 from algoperf_workloads.imagenet_resnet_mini import images
 from algoperf_workloads.imagenet_resnet_mini import jax as resnet_jax
@@ -20,17 +28,8 @@ from algoperf_workloads.imagenet_resnet_mini import pytorch as resnet_torch
 from algoperf_workloads.imagenet_resnet_mini.workload import BaseImageWorkload, accuracy, cross_entropy
 from pytest_algoperf.frameworks import numpy_rng
 from pytest_algoperf.spec import ForwardPassMode
-from pytest_algoperf.submission import load_submission, resolve_submission
 
-ADAMW_POINT = {
-    "learning_rate": 0.002,
-    "one_minus_beta1": 0.1,
-    "beta2": 0.999,
-    "weight_decay": 0.01,
-    "warmup_factor": 0.05,
-    "label_smoothing": 0.1,
-    "dropout_rate": 0.0,
-}
+ADAMW_POINT = ADAMW_FIRST_POINT._replace(label_smoothing=0.1)
 SMALL_EVAL = 64  # examples per split in the eval smoke tests, to keep them fast
 TOLERANCE = 1e-4
 PARITY_BATCH = 16
@@ -43,24 +42,17 @@ def small_splits(workload: BaseImageWorkload) -> None:
     workload.split_arrays = lambda split: {k: v[:SMALL_EVAL] for k, v in full(split).items()}  # type: ignore[method-assign]
 
 
-def adamw_step_and_eval(workload: Any, framework: str, rng: Any) -> dict[str, float]:
+def adamw_step_and_eval(
+    workload: Any, framework: str, rng: Any, hyperparameters: Any = ADAMW_POINT
+) -> dict[str, float]:
     """Init, one step of the AdamW baseline on a real augmented batch, and one eval on small splits."""
-    submission = load_submission(resolve_submission("adamw", framework, Path.cwd())).module
-    hyperparameters = collections.namedtuple("Hyperparameters", sorted(ADAMW_POINT))(**ADAMW_POINT)
-    params, model_state = workload.init_model_fn(rng)
-    optimizer_state = submission.init_optimizer_state(workload, params, model_state, hyperparameters, rng)
-    batch = next(workload.build_input_queue(rng, "train", None, submission.get_batch_size(workload.name)))
-    optimizer_state, params, model_state = submission.update_params(
-        workload, params, workload.model_params_types, model_state, hyperparameters, batch,
-        workload.loss_type, optimizer_state, [], 0, rng,
-    )  # fmt: skip
+    params, _, model_state = one_adamw_step(workload, framework, rng, hyperparameters)
     small_splits(workload)
     return workload.eval_model(workload.eval_batch_size, params, model_state, rng, None, 1)
 
 
 def assert_eval_metrics(metrics: dict[str, float]) -> None:
-    assert set(metrics) == {f"{s}/{m}" for s in ("train", "validation", "test") for m in ("loss", "accuracy")}
-    assert all(np.isfinite(value) for value in metrics.values())
+    assert_metrics_finite(metrics, ("loss", "accuracy"))
     assert all(0.0 <= metrics[f"{s}/accuracy"] <= 1.0 for s in ("train", "validation", "test"))
 
 
@@ -276,12 +268,46 @@ def copy_into_flax(model: torch.nn.Module) -> tuple[dict[str, Any], dict[str, An
     tensors = [(n, t, params) for n, t in model.named_parameters()]
     tensors += [(n, t, stats) for n, t in model.named_buffers() if "running" in n]
     for name, tensor, tree in tensors:
-        *parents, leaf = flax_path(name)
-        node = tree
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = jnp.asarray(to_flax(name, tensor))
+        tree_set(tree, flax_path(name), jnp.asarray(to_flax(name, tensor)))
     return params, stats
+
+
+def flax_logits(
+    forward: Any, params: Any, stats: Any, inputs: np.ndarray, mode: ForwardPassMode, update: bool
+) -> tuple[jax.Array, Any]:
+    """A jitted Flax ResNet ``model_fn`` (static ``mode`` and ``update_batch_norm``) on numpy ``inputs``:
+    the logits and the batch statistics."""
+    batch = {"inputs": jnp.asarray(inputs)}
+    return forward(params, batch, stats, mode=mode, rng=None, update_batch_norm=update)
+
+
+def assert_same_losses(torch_loss: dict[str, Any], jax_loss: dict[str, Any]) -> None:
+    """Two frameworks' loss_fn results agree: the summed loss, the example count, each example's loss."""
+    for key in ("summed", "n_valid_examples", "per_example"):
+        np.testing.assert_allclose(
+            np.asarray(torch_loss[key]), np.asarray(jax_loss[key]), rtol=1e-6, atol=TOLERANCE
+        )
+
+
+def assert_losses_agree_with_the_numpy_loss(
+    torch_workload: Any,
+    jax_workload: Any,
+    logits: np.ndarray,
+    labels: np.ndarray,
+    mask: np.ndarray,
+    smoothings: Sequence[float],
+) -> None:
+    """Both frameworks' loss_fn on the same logits agree, with and without ``mask`` and at each label
+    smoothing; unsmoothed and unmasked, they are the numpy eval loss."""
+    for smoothing in smoothings:
+        for weights in (None, mask):
+            torch_loss, jax_loss = both_losses(
+                torch_workload, jax_workload, labels, logits, weights, smoothing
+            )
+            assert_same_losses(torch_loss, jax_loss)
+            if smoothing == 0.0 and weights is None:  # the training loss is the numpy eval loss
+                reference = cross_entropy(logits, labels)
+                np.testing.assert_allclose(torch_loss["per_example"].numpy(), reference, atol=TOLERANCE)
 
 
 @pytest.fixture(scope="module")
@@ -291,10 +317,8 @@ def models(jax_resnet: dict[str, Any]) -> dict[str, Any]:
     model, _ = torch_workload.init_model_fn(numpy_rng.make_key(0))
     randomise_torch_model(model)
     params, stats = copy_into_flax(model)
-    assert jax.tree.structure(params) == jax.tree.structure(jax_resnet["params"])
-    assert jax.tree.structure(stats) == jax.tree.structure(jax_resnet["state"])
-    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, jax_resnet["params"])
-    assert jax.tree.map(jnp.shape, stats) == jax.tree.map(jnp.shape, jax_resnet["state"])
+    assert_same_tree_shapes(params, jax_resnet["params"])
+    assert_same_tree_shapes(stats, jax_resnet["state"])
     return {
         "torch": (torch_workload, model),
         "jax": (jax_resnet["workload"], params, stats, jax_resnet["forward"]),
@@ -310,10 +334,7 @@ def test_parameter_counts_and_types_agree(models: dict[str, Any]) -> None:
     torch_types = torch_workload.model_params_types
     jax_types = jax_workload.model_params_types
     for name in torch_types:
-        node = jax_types
-        for key in flax_path(name):
-            node = node[key]
-        assert node == torch_types[name], name
+        assert tree_get(jax_types, flax_path(name)) == torch_types[name], name
     assert sorted(t.name for t in torch_types.values()) == sorted(t.name for t in jax.tree.leaves(jax_types))
     assert torch_workload.is_output_params("head.weight") and jax_workload.is_output_params("head")
 
@@ -325,41 +346,16 @@ def test_eval_mode_outputs_and_losses_agree(models: dict[str, Any]) -> None:
     torch_logits, _ = torch_workload.model_fn(
         model, {"inputs": torch.from_numpy(inputs)}, None, ForwardPassMode.EVAL, None, False
     )
-    jax_logits, _ = forward(
-        params,
-        {"inputs": jnp.asarray(inputs)},
-        stats,
-        mode=ForwardPassMode.EVAL,
-        rng=None,
-        update_batch_norm=False,
-    )
+    jax_logits, _ = flax_logits(forward, params, stats, inputs, ForwardPassMode.EVAL, False)
     torch_logits = torch_logits.numpy()
     assert np.abs(torch_logits).max() > 0.5  # a meaningful comparison, not two near-zero outputs
     np.testing.assert_allclose(torch_logits, np.asarray(jax_logits), rtol=0, atol=TOLERANCE)
 
     labels = images.load_images().validation.labels[:PARITY_BATCH]
     mask = (np.arange(PARITY_BATCH) % 3 != 0).astype(np.float32)
-    for smoothing in (0.0, 0.1):
-        for weights in (None, mask):
-            torch_loss = torch_workload.loss_fn(
-                torch.from_numpy(labels),
-                torch.from_numpy(torch_logits),
-                None if weights is None else torch.from_numpy(weights),
-                smoothing,
-            )
-            jax_loss = jax_workload.loss_fn(
-                jnp.asarray(labels),
-                jnp.asarray(torch_logits),
-                None if weights is None else jnp.asarray(weights),
-                smoothing,
-            )
-            for key in ("summed", "n_valid_examples", "per_example"):
-                np.testing.assert_allclose(
-                    np.asarray(torch_loss[key]), np.asarray(jax_loss[key]), rtol=1e-6, atol=TOLERANCE
-                )
-            if smoothing == 0.0 and weights is None:  # the training loss is the numpy eval loss
-                reference = cross_entropy(torch_logits, labels)
-                np.testing.assert_allclose(torch_loss["per_example"].numpy(), reference, atol=TOLERANCE)
+    assert_losses_agree_with_the_numpy_loss(
+        torch_workload, jax_workload, torch_logits, labels, mask, smoothings=(0.0, 0.1)
+    )
 
 
 def test_train_mode_outputs_and_running_statistics_agree(models: dict[str, Any]) -> None:
@@ -390,20 +386,10 @@ def test_train_mode_outputs_and_running_statistics_agree(models: dict[str, Any])
             for name, buffer in model.named_buffers():
                 if name in old:
                     buffer.copy_(old[name])
-    jax_logits, jax_stats = forward(
-        params,
-        {"inputs": jnp.asarray(inputs)},
-        stats,
-        mode=ForwardPassMode.TRAIN,
-        rng=None,
-        update_batch_norm=True,
-    )
+    jax_logits, jax_stats = flax_logits(forward, params, stats, inputs, ForwardPassMode.TRAIN, True)
     np.testing.assert_allclose(torch_logits.detach().numpy(), np.asarray(jax_logits), rtol=0, atol=TOLERANCE)
     for name, value in new.items():
-        node = jax_stats
-        for key in flax_path(name):
-            node = node[key]
-        flax_value = np.asarray(node)
+        flax_value = np.asarray(tree_get(jax_stats, flax_path(name)))
         if name.endswith("running_var"):
             n = counts[name.rpartition(".")[0]]
             prior = 0.9 * old[name].numpy()

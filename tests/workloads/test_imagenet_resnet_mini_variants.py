@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from helpers import both_losses, registered_variant, tree_get
 from test_imagenet_resnet_mini import (
     PARITY_BATCH,
     RESNET_PARAMETERS,
@@ -27,7 +28,6 @@ from algoperf_workloads.imagenet_resnet_mini import pytorch as resnet_torch
 from algoperf_workloads.imagenet_resnet_mini.common_jax import init_key
 from algoperf_workloads.imagenet_resnet_mini.workload import INPUT_SHAPE
 from pytest_algoperf.frameworks import numpy_rng
-from pytest_algoperf.registry import builtin_entries
 
 BASE = "imagenet_resnet_mini"
 VARIANTS = {
@@ -44,15 +44,8 @@ def torch_logits(workload: Any, model: torch.nn.Module, inputs: np.ndarray) -> n
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_variant_is_registered_under_its_base_workload(name: str) -> None:
-    entries = {e.name: e for e in builtin_entries()}
-    entry = entries[name]
-    assert entry.is_variant and entry.base_name == BASE
-    assert entry.workload_class("pytorch") is getattr(resnet_torch, VARIANTS[name])
-    assert entry.workload_class("jax") is getattr(resnet_jax, VARIANTS[name])
-    workload = entry.create("pytorch", None, "cpu")
-    assert (workload.name, workload.base_name) == (name, BASE)
-    base = entries[BASE].create("pytorch", None, "cpu")
-    assert workload.max_allowed_runtime_sec == base.max_allowed_runtime_sec  # the budget is the base's
+    """Registered with its own PyTorch and JAX classes, under the base's name and with its budget."""
+    workload = registered_variant(name, BASE, {"pytorch": resnet_torch, "jax": resnet_jax}, VARIANTS[name])
     assert 0.0 < workload.validation_target_value < 1.0  # its own calibrated targets
 
 
@@ -72,10 +65,7 @@ def test_variant_parity(name: str) -> None:
     assert jax.tree.map(jnp.shape, stats) == jax.tree.map(jnp.shape, shapes["batch_stats"])
     jax_workload.record_param_shapes(shapes["params"])
     for torch_name, kind in torch_workload.model_params_types.items():
-        node = jax_workload.model_params_types
-        for key in flax_path(torch_name):
-            node = node[key]
-        assert node == kind, torch_name
+        assert tree_get(jax_workload.model_params_types, flax_path(torch_name)) == kind, torch_name
     assert sum(p.numel() for p in model.parameters()) == RESNET_PARAMETERS
 
     inputs = images.load_images().validation.inputs[:PARITY_BATCH]
@@ -85,8 +75,7 @@ def test_variant_parity(name: str) -> None:
     jax_logits = jax_workload.eval_batch(params, stats, batch)["logits"]
     assert np.abs(logits).max() > 0.5  # a meaningful comparison, not two near-zero outputs
     np.testing.assert_allclose(logits, jax_logits, rtol=0, atol=TOLERANCE)
-    torch_loss = torch_workload.loss_fn(torch.from_numpy(labels), torch.from_numpy(logits), None, 0.1)
-    jax_loss = jax_workload.loss_fn(jnp.asarray(labels), jnp.asarray(jax_logits), None, 0.1)
+    torch_loss, jax_loss = both_losses(torch_workload, jax_workload, labels, logits, None, 0.1, jax_logits)
     assert float(torch_loss["summed"]) == pytest.approx(float(jax_loss["summed"]), rel=1e-5)
 
 

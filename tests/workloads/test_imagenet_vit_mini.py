@@ -4,8 +4,7 @@ test_imagenet_resnet_mini.py."""
 
 from __future__ import annotations
 
-import collections
-from pathlib import Path
+from collections import Counter
 from typing import Any
 
 import jax
@@ -13,55 +12,30 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from helpers import ADAMW_FIRST_POINT, assert_metrics_finite, assert_same_tree_shapes, tree_get, tree_set
+from test_imagenet_resnet_mini import adamw_step_and_eval, assert_losses_agree_with_the_numpy_loss
 
 from algoperf_workloads.imagenet_resnet_mini.images import load_images
-from algoperf_workloads.imagenet_resnet_mini.workload import cross_entropy
 from algoperf_workloads.imagenet_vit_mini import jax as vit_jax
 from algoperf_workloads.imagenet_vit_mini import pytorch as vit_torch
 from pytest_algoperf.frameworks import numpy_rng
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
-from pytest_algoperf.submission import load_submission, resolve_submission
 
-ADAMW_POINT = {
-    "learning_rate": 0.002,
-    "one_minus_beta1": 0.1,
-    "beta2": 0.999,
-    "weight_decay": 0.01,
-    "warmup_factor": 0.05,
-    "label_smoothing": 0.1,
-    "dropout_rate": 0.1,  # exercises dropout inside the baseline's jitted step, where the rate is traced
-}
-SMALL_EVAL = 64
+# Dropout 0.1 exercises dropout inside the baseline's jitted step, where the rate is traced.
+ADAMW_POINT = ADAMW_FIRST_POINT._replace(label_smoothing=0.1, dropout_rate=0.1)
 PARITY_BATCH = 16
 TOLERANCE = 1e-4
 VIT_PARAMETERS = 208_714
 
 
-def adamw_step_and_eval(workload: Any, framework: str, rng: Any) -> dict[str, float]:
-    """Init, one step of the AdamW baseline on a real augmented batch, one eval on shrunken splits."""
-    submission = load_submission(resolve_submission("adamw", framework, Path.cwd())).module
-    hyperparameters = collections.namedtuple("Hyperparameters", sorted(ADAMW_POINT))(**ADAMW_POINT)
-    params, model_state = workload.init_model_fn(rng)
-    optimizer_state = submission.init_optimizer_state(workload, params, model_state, hyperparameters, rng)
-    batch = next(workload.build_input_queue(rng, "train", None, submission.get_batch_size(workload.name)))
-    optimizer_state, params, model_state = submission.update_params(
-        workload, params, workload.model_params_types, model_state, hyperparameters, batch,
-        workload.loss_type, optimizer_state, [], 0, rng,
-    )  # fmt: skip
-    full = workload.split_arrays
-    workload.split_arrays = lambda split: {k: v[:SMALL_EVAL] for k, v in full(split).items()}
-    metrics = workload.eval_model(workload.eval_batch_size, params, model_state, rng, None, 1)
-    assert set(metrics) == {f"{s}/{m}" for s in ("train", "validation", "test") for m in ("loss", "accuracy")}
-    assert all(np.isfinite(value) for value in metrics.values())
-    return metrics
-
-
 def test_pytorch_adamw_step_and_eval() -> None:
-    adamw_step_and_eval(vit_torch.ImagenetVitMiniWorkload(), "pytorch", numpy_rng.make_key(0))
+    workload, key = vit_torch.ImagenetVitMiniWorkload(), numpy_rng.make_key(0)
+    assert_metrics_finite(adamw_step_and_eval(workload, "pytorch", key, ADAMW_POINT), ("loss", "accuracy"))
 
 
 def test_jax_adamw_step_and_eval() -> None:
-    adamw_step_and_eval(vit_jax.ImagenetVitMiniWorkload(), "jax", jax.random.PRNGKey(0))
+    workload, key = vit_jax.ImagenetVitMiniWorkload(), jax.random.PRNGKey(0)
+    assert_metrics_finite(adamw_step_and_eval(workload, "jax", key, ADAMW_POINT), ("loss", "accuracy"))
 
 
 def test_pytorch_dropout_acts_in_train_mode_only_and_follows_the_rng() -> None:
@@ -148,15 +122,10 @@ def paired_models(torch_workload: Any, jax_workload: Any) -> dict[str, Any]:
                 parameter.copy_(torch.rand(parameter.shape, generator=generator) + 0.5)
     params: dict[str, Any] = {}
     for name, tensor in model.named_parameters():
-        *parents, leaf = flax_path(name)
-        node = params
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = jnp.asarray(to_flax(tensor))
+        tree_set(params, flax_path(name), jnp.asarray(to_flax(tensor)))
     # Shapes only: tracing init_model_fn (it records param_shapes) skips compiling the jitted init.
     jax_params, _ = jax.eval_shape(jax_workload.init_model_fn, jax.random.PRNGKey(0))
-    assert jax.tree.structure(params) == jax.tree.structure(jax_params)
-    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, jax_params)
+    assert_same_tree_shapes(params, jax_params)
     return {
         "torch": (torch_workload, model),
         "jax": (jax_workload, params),
@@ -169,7 +138,7 @@ def test_parameter_counts_and_types_agree(models: dict[str, Any]) -> None:
     torch_workload, jax_workload = models["torch"][0], models["jax"][0]
     assert assert_parameter_counts_and_types_agree(models) == VIT_PARAMETERS
     torch_types = torch_workload.model_params_types
-    counts = collections.Counter(torch_types.values())
+    counts = Counter(torch_types.values())
     for kind in ("ATTENTION_Q", "ATTENTION_K", "ATTENTION_V", "ATTENTION_OUT"):
         assert counts[ParameterType[kind]] == 4  # one per block
     assert counts[ParameterType.EMBEDDING] == 1 and counts[ParameterType.CONV_WEIGHT] == 1
@@ -186,10 +155,7 @@ def assert_parameter_counts_and_types_agree(models: dict[str, Any]) -> int:
     torch_types = torch_workload.model_params_types
     jax_types = jax_workload.model_params_types
     for name, kind in torch_types.items():
-        node = jax_types
-        for key in flax_path(name):
-            node = node[key]
-        assert node == kind, name
+        assert tree_get(jax_types, flax_path(name)) == kind, name
     assert sorted(t.name for t in torch_types.values()) == sorted(t.name for t in jax.tree.leaves(jax_types))
     return count
 
@@ -213,21 +179,6 @@ def assert_eval_mode_outputs_and_losses_agree(models: dict[str, Any]) -> None:
     np.testing.assert_allclose(torch_logits, jax_logits, rtol=0, atol=TOLERANCE)
 
     mask = (np.arange(PARITY_BATCH) % 4 != 1).astype(np.float32)
-    for smoothing in (0.0, 0.2):
-        for weights in (None, mask):
-            losses = [
-                workload.loss_fn(
-                    convert(labels),
-                    convert(torch_logits),
-                    None if weights is None else convert(weights),
-                    smoothing,
-                )
-                for workload, convert in ((torch_workload, torch.from_numpy), (jax_workload, jnp.asarray))
-            ]
-            for key in ("summed", "n_valid_examples", "per_example"):
-                np.testing.assert_allclose(
-                    np.asarray(losses[0][key]), np.asarray(losses[1][key]), rtol=1e-6, atol=TOLERANCE
-                )
-            if smoothing == 0.0 and weights is None:  # the training loss is the numpy eval loss
-                reference = cross_entropy(torch_logits, labels)
-                np.testing.assert_allclose(losses[0]["per_example"].numpy(), reference, atol=TOLERANCE)
+    assert_losses_agree_with_the_numpy_loss(
+        torch_workload, jax_workload, torch_logits, labels, mask, smoothings=(0.0, 0.2)
+    )

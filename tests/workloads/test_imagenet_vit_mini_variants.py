@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import create_builtin
 from test_imagenet_vit_mini import (
     assert_eval_mode_outputs_and_losses_agree,
     assert_parameter_counts_and_types_agree,
@@ -19,7 +20,6 @@ from test_imagenet_vit_mini import (
 
 from algoperf_workloads.imagenet_resnet_mini.images import load_images
 from algoperf_workloads.imagenet_vit_mini import pytorch as vit_torch
-from pytest_algoperf.registry import builtin_entries
 from pytest_algoperf.spec import ForwardPassMode
 
 BASE = "imagenet_vit_mini"
@@ -40,20 +40,15 @@ DROPPED = {name: set() for name in VARIANTS} | {
 }
 
 
-def create(name: str, framework: str) -> Any:
-    entry = next(e for e in builtin_entries() if e.name == name)
-    return entry.create(framework, None, "cpu")
-
-
 @cache
 def variant_models(name: str) -> dict[str, Any]:
-    return paired_models(create(name, "pytorch"), create(name, "jax"))
+    return paired_models(create_builtin(name, "pytorch"), create_builtin(name, "jax"))
 
 
 def test_the_variants_are_registered_with_their_own_targets_and_the_base_budget() -> None:
-    base = create(BASE, "pytorch")
+    base = create_builtin(BASE)
     for name in VARIANTS:
-        workload = create(name, "pytorch")
+        workload = create_builtin(name)
         assert workload.name == name and workload.base_name == BASE
         assert 0.2 < workload.validation_target_value < 1 and 0.2 < workload.test_target_value < 1
         assert workload.max_allowed_runtime_sec == base.max_allowed_runtime_sec

@@ -10,13 +10,12 @@ utterances keep eval cheap and JAX at one eval shape.
 from __future__ import annotations
 
 import math
-from collections import namedtuple
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from helpers import RNGS, adamw_steps_and_eval, assert_metrics_finite, by_torch_name, tree_set
 
 from algoperf_workloads.librispeech_conformer_mini import data
 from algoperf_workloads.librispeech_conformer_mini.workload import (
@@ -29,7 +28,6 @@ from algoperf_workloads.librispeech_conformer_mini.workload import (
     word_errors,
 )
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
-from pytest_algoperf.submission import load_submission, resolve_submission
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
@@ -38,18 +36,10 @@ jnp = jax.numpy
 from algoperf_workloads.librispeech_conformer_mini import jax as conformer_jax  # noqa: E402
 from algoperf_workloads.librispeech_conformer_mini import pytorch as conformer_torch  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 SMALL_SPLIT_SIZE = 48
-Hyperparameters = namedtuple(
-    "Hyperparameters",
-    "learning_rate one_minus_beta1 beta2 weight_decay warmup_factor label_smoothing dropout_rate",
-)
-ADAMW_FIRST_POINT = Hyperparameters(0.002, 0.1, 0.999, 0.01, 0.05, 0.0, 0.0)
 CLASSES = {"pytorch": conformer_torch.ConformerMiniWorkload, "jax": conformer_jax.ConformerMiniWorkload}
-RNGS = {
-    "pytorch": lambda seed: np.array([seed, 1], dtype=np.uint32),
-    "jax": lambda seed: jax.random.PRNGKey(seed),
-}
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @cache
@@ -57,13 +47,15 @@ def small_split(name: str) -> data.SpeechSplit:
     return data.generate_split(name, SMALL_SPLIT_SIZE, 100 + data.SPLIT_SEEDS[name])
 
 
-def small(workload_class: type) -> Any:
+def small(workload_class: type, name: str = "librispeech_conformer_mini") -> Any:
+    """The workload (named ``name``) on the small splits of 48 utterances."""
+
     class Small(workload_class):
         def split_arrays(self, split: str) -> dict[str, np.ndarray]:
             return small_split(split).arrays()
 
     workload = Small()
-    workload.name = workload.base_name = "librispeech_conformer_mini"
+    workload.name = workload.base_name = name
     return workload
 
 
@@ -83,19 +75,8 @@ def torch_to_flax(model: Any) -> tuple[dict[str, Any], dict[str, Any]]:
             leaf = "scale"
         elif leaf == "weight":  # (out, in[, k...]) -> ([k...,] in, out)
             leaf, value = "kernel", value.transpose(*range(2, value.ndim), 1, 0)
-        node = tree
-        for part in path:
-            node = node.setdefault(part, {})
-        node[leaf] = jnp.asarray(value)
+        tree_set(tree, [*path, leaf], jnp.asarray(value))
     return trees
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -254,32 +235,23 @@ def test_ctc_losses_agree_with_each_other_and_the_reference(workloads: dict[str,
 @pytest.mark.parametrize("framework", ["pytorch", "jax"])
 def test_train_steps_and_eval(workloads: dict[str, Any], framework: str) -> None:
     """Init, two AdamW steps (the first at learning rate 0: warmup starts there), then eval_model."""
-    workload, make_rng = workloads[framework], RNGS[framework]
-    submission = load_submission(resolve_submission("adamw", framework, ROOT)).module
-    params, model_state = workload.init_model_fn(make_rng(0))
-    optimizer_state = submission.init_optimizer_state(
-        workload, params, model_state, ADAMW_FIRST_POINT, make_rng(1)
-    )
-    batch_size = submission.get_batch_size("librispeech_conformer_mini")
-    queue = workload.build_input_queue(make_rng(2), "train", None, batch_size)
-    before = workload.eval_model(workload.eval_batch_size, params, model_state, make_rng(3), None, 0)
-    for step in range(2):
-        batch = next(queue)
+    workload = workloads[framework]
+    run = adamw_steps_and_eval(workload, framework)
+    assert_speech_batches(run.batches, run.batch_size)
+    metrics = run.metrics
+    assert_metrics_finite(metrics, ("ctc_loss", "wer"))
+    assert metrics["validation/wer"] >= 0.0 and not workload.target_metric_higher_is_better
+    assert metrics["train/ctc_loss"] != run.before["train/ctc_loss"]  # the second step changed the model
+    if framework == "jax":  # update_batch_norm=True moved the running statistics
+        assert any(np.abs(leaf).sum() > 0 for leaf in jax.tree.leaves(run.model_state) if leaf.ndim)
+
+
+def assert_speech_batches(batches: list[dict[str, Any]], batch_size: int) -> None:
+    """Training batches of ``batch_size`` full-length utterances: (inputs, paddings) and (targets,
+    paddings) pairs, as the speech workloads' input queues give them."""
+    for batch in batches:
         assert batch["inputs"][0].shape == (batch_size, data.MAX_FRAMES, data.NUM_BINS)
         assert batch["targets"][1].shape == (batch_size, data.MAX_TARGET_LENGTH)
-        optimizer_state, params, model_state = submission.update_params(
-            workload, params, workload.model_params_types, model_state, ADAMW_FIRST_POINT, batch,
-            workload.loss_type, optimizer_state, [], step, make_rng(10 + step),
-        )  # fmt: skip
-    metrics = workload.eval_model(workload.eval_batch_size, params, model_state, make_rng(3), None, 2)
-    assert sorted(metrics) == sorted(
-        f"{s}/{m}" for s in ("train", "validation", "test") for m in ("ctc_loss", "wer")
-    )
-    assert all(math.isfinite(value) for value in metrics.values())
-    assert metrics["validation/wer"] >= 0.0 and not workload.target_metric_higher_is_better
-    assert metrics["train/ctc_loss"] != before["train/ctc_loss"]  # the second step changed the model
-    if framework == "jax":  # update_batch_norm=True moved the running statistics
-        assert any(np.abs(leaf).sum() > 0 for leaf in jax.tree.leaves(model_state) if leaf.ndim)
 
 
 # ---- parity ------------------------------------------------------------------------------------------
@@ -291,16 +263,8 @@ def test_parameter_counts_shapes_and_types_agree(models: tuple[Any, ...]) -> Non
     same_tree = lambda a, b: jax.tree.structure(a) == jax.tree.structure(b)  # noqa: E731
     assert same_tree(params, flax_params) and same_tree(stats, flax_stats)
     assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, flax_params)
-
-    def torch_name(path: tuple[Any, ...]) -> str:
-        *modules, leaf = (str(key.key) for key in path)
-        name = ".".join([*modules, {"kernel": "weight", "scale": "weight"}.get(leaf, leaf)])
-        return name.replace("blocks_", "blocks.")
-
-    jax_types = {
-        torch_name(path): kind
-        for path, kind in jax.tree_util.tree_leaves_with_path(jax_workload.model_params_types)
-    }
+    jax_types = by_torch_name(jax_workload.model_params_types, {"kernel": "weight", "scale": "weight"})
+    jax_types = {name.replace("blocks_", "blocks."): kind for name, kind in jax_types.items()}
     assert jax_types == torch_workload.model_params_types
     assert sum(p.numel() for p in model.parameters()) == sum(x.size for x in jax.tree.leaves(params))
     kinds = list(jax_types.values())

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import create_variant
 
-from pytest_algoperf.registry import builtin_entries
 from pytest_algoperf.spec import ForwardPassMode
 
 torch = pytest.importorskip("torch")
@@ -31,13 +31,7 @@ SWITCHES = {
     "librispeech_conformer_mini_gelu": ("activation", "gelu"),
 }
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def variant_workloads(variant: str) -> dict[str, Any]:
@@ -46,14 +40,10 @@ def variant_workloads(variant: str) -> dict[str, Any]:
 
 
 def test_variants_are_registered_with_their_base_and_switch_one_attribute() -> None:
-    entries = {entry.name: entry for entry in builtin_entries()}
     for variant in VARIANTS:
-        entry = entries[variant]
-        assert entry.is_variant and entry.base_name == "librispeech_conformer_mini"
         attribute, value = SWITCHES[variant]
         for framework in ("pytorch", "jax"):
-            workload = entry.create(framework, None, "cpu")
-            assert (workload.name, workload.base_name) == (variant, "librispeech_conformer_mini")
+            workload = create_variant(variant, "librispeech_conformer_mini", framework)
             assert getattr(workload, attribute) == value
             assert getattr(base_tests.CLASSES[framework], attribute) != value
 

@@ -11,20 +11,19 @@ eval shape.
 
 from __future__ import annotations
 
-import math
-from collections import namedtuple
-from functools import cache, partial
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pytest
+from helpers import RNGS, adamw_steps_and_eval, assert_metrics_agree, assert_metrics_finite, tree_set
+from test_librispeech_conformer_mini import assert_speech_batches, small_split
+from test_librispeech_conformer_mini import small as small_speech_workload
 
 from algoperf_workloads.librispeech_conformer_mini import data
 from algoperf_workloads.librispeech_conformer_mini.workload import ctc_loss_reference, greedy_ctc_decode
 from algoperf_workloads.librispeech_deepspeech_mini.workload import same_padding, subsampled_bins
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
-from pytest_algoperf.submission import load_submission, resolve_submission
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
@@ -33,19 +32,8 @@ jnp = jax.numpy
 from algoperf_workloads.librispeech_deepspeech_mini import jax as ds_jax  # noqa: E402
 from algoperf_workloads.librispeech_deepspeech_mini import pytorch as ds_torch  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 Models = dict[str, tuple[Any, Any]]  # per framework: (params, model_state) holding the same weights
-SMALL_SPLIT_SIZE = 48
-Hyperparameters = namedtuple(
-    "Hyperparameters",
-    "learning_rate one_minus_beta1 beta2 weight_decay warmup_factor label_smoothing dropout_rate",
-)
-ADAMW_FIRST_POINT = Hyperparameters(0.002, 0.1, 0.999, 0.01, 0.05, 0.0, 0.0)
 CLASSES = {"pytorch": ds_torch.DeepspeechMiniWorkload, "jax": ds_jax.DeepspeechMiniWorkload}
-RNGS = {
-    "pytorch": lambda seed: np.array([seed, 1], dtype=np.uint32),
-    "jax": lambda seed: jax.random.PRNGKey(seed),
-}
 # torch.nn.LSTM tensor -> (Flax leaf, transposed): weights [4H, in] become kernels [in, 4H].
 LSTM_LEAVES = {
     "weight_ih_l0": ("input_kernel", True),
@@ -54,22 +42,13 @@ LSTM_LEAVES = {
     "bias_hh_l0": ("recurrent_bias", False),
 }
 
-
-@cache
-def small_split(name: str) -> data.SpeechSplit:
-    return data.generate_split(name, SMALL_SPLIT_SIZE, 100 + data.SPLIT_SEEDS[name])
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small(workload_class: type) -> Any:
-    """The workload on 48 utterances per split, so a train step and an eval take well under a second."""
-
-    class Small(workload_class):
-        def split_arrays(self, split: str) -> dict[str, np.ndarray]:
-            return small_split(split).arrays()
-
-    workload = Small()
-    workload.name = workload.base_name = "librispeech_deepspeech_mini"
-    return workload
+    """The workload on the 48 utterances per split of librispeech_conformer_mini's tests, so a train step
+    and an eval take well under a second."""
+    return small_speech_workload(workload_class, "librispeech_deepspeech_mini")
 
 
 def torch_to_flax(model: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -90,9 +69,7 @@ def torch_to_flax(model: Any) -> tuple[dict[str, Any], dict[str, Any]]:
             value = value.transpose(2, 3, 1, 0)
         elif leaf == "weight":
             leaf, value = "kernel", value.T
-        for part in path:
-            tree = tree.setdefault(part, {})
-        tree[leaf] = jnp.asarray(value)
+        tree_set(tree, [*path, leaf], jnp.asarray(value))
     return params, stats
 
 
@@ -121,16 +98,6 @@ def jax_forward(
 ) -> Any:
     """``model_fn`` jitted: eager Flax would dispatch the LSTM scans op by op. The dropout key is fixed."""
     return workload.model_fn(params, batch, state, mode, jax.random.PRNGKey(0), update, rate)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Any:
-    """These tensors are small: a second intra-op thread only adds synchronisation, which costs several
-    times the work itself when the machine is busy (the benchmark sets its own thread count per run)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -184,30 +151,11 @@ def test_output_frames_halve_the_input_frames(
 @pytest.mark.parametrize("framework", ["pytorch", "jax"])
 def test_train_steps_and_eval(workloads: dict[str, Any], framework: str) -> None:
     """Init, two AdamW steps (the first has learning rate 0: warmup starts there), then eval_model."""
-    workload, make_rng = workloads[framework], RNGS[framework]
-    submission = load_submission(resolve_submission("adamw", framework, ROOT)).module
-    params, model_state = workload.init_model_fn(make_rng(0))
-    optimizer_state = submission.init_optimizer_state(
-        workload, params, model_state, ADAMW_FIRST_POINT, make_rng(1)
-    )
-    batch_size = submission.get_batch_size("librispeech_deepspeech_mini")
-    queue = workload.build_input_queue(make_rng(2), "train", None, batch_size)
-    before = workload.eval_model(workload.eval_batch_size, params, model_state, make_rng(3), None, 0)
-    for step in range(2):
-        batch = next(queue)
-        assert batch["inputs"][0].shape == (batch_size, data.MAX_FRAMES, data.NUM_BINS)
-        assert batch["targets"][1].shape == (batch_size, data.MAX_TARGET_LENGTH)
-        optimizer_state, params, model_state = submission.update_params(
-            workload, params, workload.model_params_types, model_state, ADAMW_FIRST_POINT, batch,
-            workload.loss_type, optimizer_state, [], step, make_rng(10 + step),
-        )  # fmt: skip
-    metrics = workload.eval_model(workload.eval_batch_size, params, model_state, make_rng(3), None, 2)
-    assert sorted(metrics) == sorted(
-        f"{split}/{name}" for split in ("train", "validation", "test") for name in ("ctc_loss", "wer")
-    )
-    assert all(math.isfinite(value) for value in metrics.values())
-    assert metrics["validation/wer"] >= 0.9  # two steps from a random init recognise nothing yet
-    assert metrics["train/ctc_loss"] != before["train/ctc_loss"]  # the second step changed the model
+    run = adamw_steps_and_eval(workloads[framework], framework)
+    assert_speech_batches(run.batches, run.batch_size)
+    assert_metrics_finite(run.metrics, ("ctc_loss", "wer"))
+    assert run.metrics["validation/wer"] >= 0.9  # two steps from a random init recognise nothing yet
+    assert run.metrics["train/ctc_loss"] != run.before["train/ctc_loss"]  # the second step changed the model
 
 
 def test_pytorch_model_learns(workloads: dict[str, Any]) -> None:
@@ -333,9 +281,7 @@ def test_eval_model_parity(workloads: dict[str, Any], models: Models) -> None:
     """The whole eval (both models, both CTC losses, the shared decoding and WER) agrees across frameworks."""
     torch_metrics = workloads["pytorch"].eval_model(500, *models["pytorch"], None, None, 0)
     jax_metrics = workloads["jax"].eval_model(500, *models["jax"], None, None, 0)
-    assert torch_metrics.keys() == jax_metrics.keys()
-    for key, value in torch_metrics.items():
-        assert value == pytest.approx(jax_metrics[key], abs=1e-4), key
+    assert_metrics_agree(torch_metrics, jax_metrics, 1e-4)
 
 
 # ---- padding and dropout ---------------------------------------------------------------------------

@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import create_variant
 
 from algoperf_workloads.librispeech_conformer_mini.workload import (
     SPEC_AUGMENT_FREQ_MASK_MAX_BINS,
     spec_augment,
 )
-from pytest_algoperf.registry import builtin_entries
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
 
 torch = pytest.importorskip("torch")
@@ -41,13 +41,7 @@ SWITCHES = {
     ),
 }
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def variant_workloads(variant: str) -> dict[str, Any]:
@@ -56,13 +50,9 @@ def variant_workloads(variant: str) -> dict[str, Any]:
 
 
 def test_variants_are_registered_with_their_base_and_switches() -> None:
-    entries = {entry.name: entry for entry in builtin_entries()}
     for variant in VARIANTS:
-        entry = entries[variant]
-        assert entry.is_variant and entry.base_name == BASE
         for framework in ("pytorch", "jax"):
-            workload = entry.create(framework, None, "cpu")
-            assert (workload.name, workload.base_name) == (variant, BASE)
+            workload = create_variant(variant, BASE, framework)
             assert workload.switches == SWITCHES[variant] != base_tests.CLASSES[framework].switches
 
 

@@ -8,18 +8,24 @@ Every small split holds 48 graphs, so JAX compiles one eval shape for the whole 
 from __future__ import annotations
 
 import math
-from collections import namedtuple
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from helpers import (
+    RNGS,
+    adamw_steps_and_eval,
+    assert_metrics_agree,
+    assert_metrics_finite,
+    both_losses,
+    shapes_and_types_by_torch_name,
+    tree_set,
+)
 
 from algoperf_workloads.ogbg_mini import data
 from algoperf_workloads.ogbg_mini.workload import mean_average_precision, sigmoid_cross_entropy
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
-from pytest_algoperf.submission import load_submission, resolve_submission
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
@@ -28,18 +34,11 @@ jnp = jax.numpy
 from algoperf_workloads.ogbg_mini import jax as ogbg_jax  # noqa: E402
 from algoperf_workloads.ogbg_mini import pytorch as ogbg_torch  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 SMALL_SPLIT_SIZE = 48
-Hyperparameters = namedtuple(
-    "Hyperparameters",
-    "learning_rate one_minus_beta1 beta2 weight_decay warmup_factor label_smoothing dropout_rate",
-)
-ADAMW_FIRST_POINT = Hyperparameters(0.002, 0.1, 0.999, 0.01, 0.05, 0.0, 0.0)
+TORCH_LEAVES = {"kernel": "weight", "scale": "weight"}  # Flax leaf -> PyTorch name; Linear weights transposed
 CLASSES = {"pytorch": ogbg_torch.OgbgMiniWorkload, "jax": ogbg_jax.OgbgMiniWorkload}
-RNGS = {
-    "pytorch": lambda seed: np.array([seed, 1], dtype=np.uint32),
-    "jax": lambda seed: jax.random.PRNGKey(seed),
-}
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @cache
@@ -74,21 +73,8 @@ def torch_to_flax(model: Any) -> dict[str, Any]:
             leaf = "scale"
         elif leaf == "weight":
             leaf, value = "kernel", value.T
-        node = tree
-        for part in path:
-            node = node.setdefault(part, {})
-        node[leaf] = jnp.asarray(value)
+        tree_set(tree, [*path, leaf], jnp.asarray(value))
     return tree
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Any:
-    """These tensors are tiny: a second intra-op thread only adds synchronisation, which costs several
-    times the work itself when the machine is busy (the benchmark sets its own thread count per run)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -253,30 +239,12 @@ def test_sigmoid_cross_entropy_known_answers() -> None:
 @pytest.mark.parametrize("framework", ["pytorch", "jax"])
 def test_train_steps_and_eval(workloads: dict[str, Any], framework: str) -> None:
     """Init, two AdamW steps (the first has learning rate 0: warmup starts there), then eval_model."""
-    workload, make_rng = workloads[framework], RNGS[framework]
-    submission = load_submission(resolve_submission("adamw", framework, ROOT)).module
-    params, model_state = workload.init_model_fn(make_rng(0))
-    optimizer_state = submission.init_optimizer_state(
-        workload, params, model_state, ADAMW_FIRST_POINT, make_rng(1)
-    )
-    queue = workload.build_input_queue(make_rng(2), "train", None, submission.get_batch_size("ogbg_mini"))
-    before = workload.eval_model(workload.eval_batch_size, params, model_state, make_rng(3), None, 0)
-    for step in range(2):
-        batch = next(queue)
+    run = adamw_steps_and_eval(workloads[framework], framework)
+    for batch in run.batches:
         assert batch["targets"].shape == (33, data.NUM_TASKS) and batch["graph_mask"].shape == (33,)
-        optimizer_state, params, model_state = submission.update_params(
-            workload, params, workload.model_params_types, model_state, ADAMW_FIRST_POINT, batch,
-            workload.loss_type, optimizer_state, [], step, make_rng(10 + step),
-        )  # fmt: skip
-    metrics = workload.eval_model(workload.eval_batch_size, params, model_state, make_rng(3), None, 2)
-    assert sorted(metrics) == sorted(
-        f"{split}/{name}"
-        for split in ("train", "validation", "test")
-        for name in ("loss", "mean_average_precision")
-    )
-    assert all(math.isfinite(value) for value in metrics.values())
-    assert 0.0 < metrics["validation/mean_average_precision"] <= 1.0
-    assert metrics["train/loss"] != before["train/loss"]  # the second step changed the model
+    assert_metrics_finite(run.metrics, ("loss", "mean_average_precision"))
+    assert 0.0 < run.metrics["validation/mean_average_precision"] <= 1.0
+    assert run.metrics["train/loss"] != run.before["train/loss"]  # the second step changed the model
 
 
 # ---- parity ------------------------------------------------------------------------------------------
@@ -285,19 +253,7 @@ def test_train_steps_and_eval(workloads: dict[str, Any], framework: str) -> None
 def test_parameter_counts_shapes_and_types_agree(models: tuple[Any, ...]) -> None:
     torch_workload, jax_workload, model, flax_params = models
     jax_workload.init_model_fn(jax.random.PRNGKey(0))
-
-    def torch_name(path: tuple[Any, ...]) -> str:
-        *modules, leaf = (str(key.key) for key in path)
-        return ".".join([*modules, {"kernel": "weight", "scale": "weight"}.get(leaf, leaf)])
-
-    is_shape = lambda x: isinstance(x, tuple)  # noqa: E731
-    jax_shapes = jax.tree_util.tree_leaves_with_path(jax_workload.param_shapes, is_leaf=is_shape)
-    jax_types = dict(jax.tree_util.tree_leaves_with_path(jax_workload.model_params_types))
-    from_jax = {torch_name(path): (tuple(shape), jax_types[path]) for path, shape in jax_shapes}
-    from_torch = {
-        name: (shape[::-1], torch_workload.model_params_types[name])  # Linear weights are transposed
-        for name, shape in torch_workload.param_shapes.items()
-    }
+    from_torch, from_jax = shapes_and_types_by_torch_name(torch_workload, jax_workload, TORCH_LEAVES)
     assert from_torch == from_jax
     assert sum(p.numel() for p in model.parameters()) == sum(x.size for x in jax.tree.leaves(flax_params))
     kinds = [kind for _, kind in from_torch.values()]
@@ -321,14 +277,9 @@ def test_forward_and_loss_parity(models: tuple[Any, ...]) -> None:
     targets, weights = torch_out["targets"], torch_out["weights"]
     for mask in (weights, None):
         for label_smoothing in (0.0, 0.1):
-            torch_loss = torch_workload.loss_fn(
-                torch.from_numpy(targets), torch.from_numpy(logits),
-                None if mask is None else torch.from_numpy(mask), label_smoothing,
-            )  # fmt: skip
-            jax_loss = jax_workload.loss_fn(
-                jnp.asarray(targets), jnp.asarray(jax_out["logits"]),
-                None if mask is None else jnp.asarray(mask), label_smoothing,
-            )  # fmt: skip
+            torch_loss, jax_loss = both_losses(
+                torch_workload, jax_workload, targets, logits, mask, label_smoothing, jax_out["logits"]
+            )
             for key in ("summed", "n_valid_examples"):
                 assert float(torch_loss[key]) == pytest.approx(float(jax_loss[key]), rel=1e-5)
             per_example = torch_loss["per_example"].numpy()
@@ -344,9 +295,7 @@ def test_eval_model_parity(models: tuple[Any, ...]) -> None:
     torch_workload, jax_workload, model, flax_params = models
     torch_metrics = torch_workload.eval_model(500, model, None, None, None, 0)
     jax_metrics = jax_workload.eval_model(500, flax_params, None, None, None, 0)
-    assert torch_metrics.keys() == jax_metrics.keys()
-    for key, value in torch_metrics.items():
-        assert value == pytest.approx(jax_metrics[key], abs=1e-4), key
+    assert_metrics_agree(torch_metrics, jax_metrics, 1e-4)
 
 
 def test_dropout_is_a_model_fn_argument(models: tuple[Any, ...]) -> None:

@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_ogbg_mini import RNGS, SMALL_SPLIT_SIZE, batch_of, small, small_split, torch_to_flax
-
-from pytest_algoperf.registry import builtin_entries
+from helpers import both_losses, registered_variant, shapes_and_types_by_torch_name
+from test_ogbg_mini import RNGS, SMALL_SPLIT_SIZE, TORCH_LEAVES, batch_of, small, small_split, torch_to_flax
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
@@ -19,19 +18,14 @@ jnp = jax.numpy
 from algoperf_workloads.ogbg_mini import jax as ogbg_jax  # noqa: E402
 from algoperf_workloads.ogbg_mini import pytorch as ogbg_torch  # noqa: E402
 
+BASE = "ogbg_mini"
 VARIANTS = {
     "ogbg_mini_gelu": "OgbgMiniGeluWorkload",
     "ogbg_mini_silu": "OgbgMiniSiluWorkload",
     "ogbg_mini_model_size": "OgbgMiniModelSizeWorkload",
 }
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def torch_logits(workload: Any, model: Any, batch: dict[str, np.ndarray]) -> np.ndarray:
@@ -41,14 +35,8 @@ def torch_logits(workload: Any, model: Any, batch: dict[str, np.ndarray]) -> np.
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_variant_is_registered_under_its_base_workload(name: str) -> None:
-    entry = {e.name: e for e in builtin_entries()}[name]
-    assert entry.is_variant and entry.base_name == "ogbg_mini"
-    assert entry.workload_class("pytorch") is getattr(ogbg_torch, VARIANTS[name])
-    assert entry.workload_class("jax") is getattr(ogbg_jax, VARIANTS[name])
-    workload = entry.create("pytorch", None, "cpu")
-    assert (workload.name, workload.base_name) == (name, "ogbg_mini")
-    base = {e.name: e for e in builtin_entries()}["ogbg_mini"].create("pytorch", None, "cpu")
-    assert workload.max_allowed_runtime_sec == base.max_allowed_runtime_sec  # the budget is the base's
+    """Registered with its own PyTorch and JAX classes, under the base's name and with its budget."""
+    workload = registered_variant(name, BASE, {"pytorch": ogbg_torch, "jax": ogbg_jax}, VARIANTS[name])
     assert 0.0 < workload.validation_target_value < 1.0  # its own calibrated targets
 
 
@@ -62,19 +50,7 @@ def test_variant_parity(name: str) -> None:
     # Flax's init traced, not compiled (compiling it takes ~3 s per variant): its shapes are all we need.
     init = lambda key: jax_workload._model.init(key, ogbg_jax.example_graph(), 0.0, False)["params"]  # noqa: E731
     jax_workload.record_param_shapes(jax.eval_shape(init, RNGS["jax"](0)))
-
-    def torch_name(path: tuple[Any, ...]) -> str:
-        *modules, leaf = (str(key.key) for key in path)
-        return ".".join([*modules, {"kernel": "weight", "scale": "weight"}.get(leaf, leaf)])
-
-    is_shape = lambda x: isinstance(x, tuple)  # noqa: E731
-    jax_shapes = jax.tree_util.tree_leaves_with_path(jax_workload.param_shapes, is_leaf=is_shape)
-    jax_types = dict(jax.tree_util.tree_leaves_with_path(jax_workload.model_params_types))
-    from_jax = {torch_name(path): (tuple(shape), jax_types[path]) for path, shape in jax_shapes}
-    from_torch = {
-        name: (shape[::-1], torch_workload.model_params_types[name])  # Linear weights are transposed
-        for name, shape in torch_workload.param_shapes.items()
-    }
+    from_torch, from_jax = shapes_and_types_by_torch_name(torch_workload, jax_workload, TORCH_LEAVES)
     assert from_torch == from_jax
     assert sum(p.numel() for p in model.parameters()) == sum(x.size for x in jax.tree.leaves(flax_params))
 
@@ -83,11 +59,8 @@ def test_variant_parity(name: str) -> None:
     jax_out = jax_workload.eval_batch(flax_params, None, {key: jnp.asarray(v) for key, v in batch.items()})
     np.testing.assert_allclose(logits, jax_out["logits"], atol=1e-4, rtol=0)
     targets, weights = jax_out["targets"], jax_out["weights"]
-    torch_loss = torch_workload.loss_fn(
-        torch.from_numpy(targets), torch.from_numpy(logits), torch.from_numpy(weights), 0.1
-    )
-    jax_loss = jax_workload.loss_fn(
-        jnp.asarray(targets), jnp.asarray(jax_out["logits"]), jnp.asarray(weights), 0.1
+    torch_loss, jax_loss = both_losses(
+        torch_workload, jax_workload, targets, logits, weights, 0.1, jax_logits=jax_out["logits"]
     )
     assert float(torch_loss["summed"]) == pytest.approx(float(jax_loss["summed"]), rel=1e-5)
 

@@ -9,18 +9,24 @@ Every small split holds 64 sentences, so JAX compiles one eval shape for the who
 from __future__ import annotations
 
 import math
-from collections import namedtuple
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from helpers import (
+    RNGS,
+    adamw_steps,
+    adamw_steps_and_eval,
+    assert_metrics_agree,
+    assert_metrics_finite,
+    shapes_and_types_by_torch_name,
+    tree_set,
+)
 
 from algoperf_workloads.wmt_mini import data
 from algoperf_workloads.wmt_mini.workload import corpus_bleu, cross_entropy
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
-from pytest_algoperf.submission import load_submission, resolve_submission
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
@@ -29,19 +35,13 @@ jnp = jax.numpy
 from algoperf_workloads.wmt_mini import jax as wmt_jax  # noqa: E402
 from algoperf_workloads.wmt_mini import pytorch as wmt_torch  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 SMALL_SIZES = {"train": 64, "validation": 64, "test": 64}
-Hyperparameters = namedtuple(
-    "Hyperparameters",
-    "learning_rate one_minus_beta1 beta2 weight_decay warmup_factor label_smoothing dropout_rate",
-)
-ADAMW_FIRST_POINT = Hyperparameters(0.002, 0.1, 0.999, 0.01, 0.05, 0.0, 0.0)
 CLASSES = {"pytorch": wmt_torch.WmtMiniWorkload, "jax": wmt_jax.WmtMiniWorkload}
-RNGS = {
-    "pytorch": lambda seed: np.array([seed, 1], dtype=np.uint32),
-    "jax": lambda seed: jax.random.PRNGKey(seed),
-}
 PARAMETERS = 303_552
+# Flax leaf -> PyTorch parameter name's last part.
+TORCH_LEAVES = {"kernel": "weight", "scale": "weight", "embedding": "weight"}
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @cache
@@ -74,35 +74,8 @@ def torch_to_flax(model: Any) -> dict[str, Any]:
             leaf = "scale"
         elif leaf == "weight":
             leaf, value = "kernel", value.T
-        node = tree
-        for part in path:
-            node = node.setdefault(part, {})
-        node[leaf] = jnp.asarray(value)
+        tree_set(tree, [*path, leaf], jnp.asarray(value))
     return tree
-
-
-def adamw_steps(workload: Any, params: Any, framework: str, steps: int, seed: int = 2) -> Any:
-    """``steps`` updates of the AdamW baseline (its first point) on the workload's training batches."""
-    submission = load_submission(resolve_submission("adamw", framework, ROOT)).module
-    make_rng = RNGS[framework]
-    optimizer_state = submission.init_optimizer_state(workload, params, None, ADAMW_FIRST_POINT, make_rng(1))
-    queue = workload.build_input_queue(make_rng(seed), "train", None, submission.get_batch_size("wmt_mini"))
-    for step in range(steps):
-        optimizer_state, params, _ = submission.update_params(
-            workload, params, workload.model_params_types, None, ADAMW_FIRST_POINT, next(queue),
-            workload.loss_type, optimizer_state, [], step, make_rng(10 + step),
-        )  # fmt: skip
-    return params
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Any:
-    """These tensors are tiny: a second intra-op thread only adds synchronisation, which costs several
-    times the work itself when the machine is busy (the benchmark sets its own thread count per run)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +89,7 @@ def models(workloads: dict[str, Any]) -> tuple[Any, Any, Any, dict[str, Any]]:
     """Both small workloads, a PyTorch model after 40 AdamW steps (so that it translates something other
     than one repeated token) and the same weights as Flax params."""
     model, _ = workloads["pytorch"].init_model_fn(RNGS["pytorch"](3))
-    model = adamw_steps(workloads["pytorch"], model, "pytorch", 40)
+    model = adamw_steps(workloads["pytorch"], "pytorch", model, None, 40).params
     return workloads["pytorch"], workloads["jax"], model, torch_to_flax(model)
 
 
@@ -221,19 +194,11 @@ def test_cross_entropy_known_answers() -> None:
 @pytest.mark.parametrize("framework", ["pytorch", "jax"])
 def test_train_step_and_eval(workloads: dict[str, Any], framework: str) -> None:
     """Init, two AdamW steps (the first has learning rate 0: warmup starts there), then eval_model."""
-    workload = workloads[framework]
-    params, _ = workload.init_model_fn(RNGS[framework](0))
-    before = workload.eval_model(workload.eval_batch_size, params, None, RNGS[framework](3), None, 0)
-    params = adamw_steps(workload, params, framework, 2)
-    metrics = workload.eval_model(workload.eval_batch_size, params, None, RNGS[framework](3), None, 2)
-    assert sorted(metrics) == sorted(
-        f"{split}/{name}"
-        for split in ("train", "validation", "test")
-        for name in ("loss", "accuracy", "bleu")
-    )
-    assert all(math.isfinite(value) for value in metrics.values())
+    run = adamw_steps_and_eval(workloads[framework], framework)
+    metrics = run.metrics
+    assert_metrics_finite(metrics, ("loss", "accuracy", "bleu"))
     assert 0.0 <= metrics["validation/bleu"] <= 100.0 and 0.0 <= metrics["test/accuracy"] <= 1.0
-    assert metrics["train/loss"] != before["train/loss"]  # the second step changed the model
+    assert metrics["train/loss"] != run.before["train/loss"]  # the second step changed the model
 
 
 def test_a_hundred_steps_learn_to_translate() -> None:
@@ -247,7 +212,7 @@ def test_a_hundred_steps_learn_to_translate() -> None:
     workload = Short()
     workload.name = workload.base_name = "wmt_mini"
     model, _ = workload.init_model_fn(RNGS["pytorch"](0))
-    model = adamw_steps(workload, model, "pytorch", 120)
+    model = adamw_steps(workload, "pytorch", model, None, 120).params
     validation = data.load_split("validation").arrays()
     batch = workload.batch_to_device(validation)
     logits, _ = workload.model_fn(model, batch, None, ForwardPassMode.EVAL, None, False)
@@ -271,20 +236,9 @@ def test_a_hundred_steps_learn_to_translate() -> None:
 def test_parameter_counts_shapes_and_types_agree(models: tuple[Any, ...]) -> None:
     torch_workload, jax_workload, model, flax_params = models
     jax_workload.init_model_fn(jax.random.PRNGKey(0))
-
-    def torch_name(path: tuple[Any, ...]) -> str:
-        *modules, leaf = (str(key.key) for key in path)
-        renamed = {"kernel": "weight", "scale": "weight", "embedding": "weight"}
-        return ".".join([*modules, renamed.get(leaf, leaf)])
-
-    is_shape = lambda x: isinstance(x, tuple)  # noqa: E731
-    jax_shapes = jax.tree_util.tree_leaves_with_path(jax_workload.param_shapes, is_leaf=is_shape)
-    jax_types = dict(jax.tree_util.tree_leaves_with_path(jax_workload.model_params_types))
-    from_jax = {torch_name(path): (tuple(shape), jax_types[path]) for path, shape in jax_shapes}
-    from_torch = {
-        name: (shape if "embedding" in name else shape[::-1], torch_workload.model_params_types[name])
-        for name, shape in torch_workload.param_shapes.items()
-    }
+    from_torch, from_jax = shapes_and_types_by_torch_name(
+        torch_workload, jax_workload, TORCH_LEAVES, transposed=lambda name: "embedding" not in name
+    )
     assert from_torch == from_jax
     count = sum(p.numel() for p in model.parameters())
     assert count == sum(x.size for x in jax.tree.leaves(flax_params)) == PARAMETERS
@@ -355,9 +309,7 @@ def test_eval_model_parity(models: tuple[Any, ...]) -> None:
     torch_workload, jax_workload, model, flax_params = models
     torch_metrics = torch_workload.eval_model(torch_workload.eval_batch_size, model, None, None, None, 0)
     jax_metrics = jax_workload.eval_model(jax_workload.eval_batch_size, flax_params, None, None, None, 0)
-    assert torch_metrics.keys() == jax_metrics.keys()
-    for key, value in torch_metrics.items():
-        assert value == pytest.approx(jax_metrics[key], abs=1e-4), key
+    assert_metrics_agree(torch_metrics, jax_metrics, 1e-4)
 
 
 def test_dropout_is_a_model_fn_argument(models: tuple[Any, ...]) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import by_torch_name, create_variant
 
-from pytest_algoperf.registry import builtin_entries
 from pytest_algoperf.spec import ForwardPassMode
 
 torch = pytest.importorskip("torch")
@@ -46,13 +46,7 @@ CHANGED = {
     },
 }
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def variant_workloads(variant: str) -> dict[str, Any]:
@@ -61,13 +55,9 @@ def variant_workloads(variant: str) -> dict[str, Any]:
 
 
 def test_variants_are_registered_with_their_base_and_switches() -> None:
-    entries = {entry.name: entry for entry in builtin_entries()}
     for variant in VARIANTS:
-        entry = entries[variant]
-        assert entry.is_variant and entry.base_name == "wmt_mini"
         for framework in ("pytorch", "jax"):
-            workload = entry.create(framework, None, "cpu")
-            assert (workload.name, workload.base_name) == (variant, "wmt_mini")
+            workload = create_variant(variant, "wmt_mini", framework)
             assert workload.switches == SWITCHES[variant] != base_tests.CLASSES[framework].switches
 
 
@@ -86,15 +76,8 @@ def test_variant_parity(variant: str) -> None:
     params = jax.eval_shape(init, jax.random.PRNGKey(0), tokens, tokens)["params"]
     assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, flax_params)
     workloads["jax"].record_param_shapes(params)
-
-    def torch_name(path: tuple[Any, ...]) -> str:
-        *modules, leaf = (str(key.key) for key in path)
-        return ".".join(
-            [*modules, {"kernel": "weight", "scale": "weight", "embedding": "weight"}.get(leaf, leaf)]
-        )
-
-    jax_types = jax.tree_util.tree_leaves_with_path(workloads["jax"].model_params_types)
-    assert {torch_name(path): kind for path, kind in jax_types} == workloads["pytorch"].model_params_types
+    jax_types = by_torch_name(workloads["jax"].model_params_types, base_tests.TORCH_LEAVES)
+    assert jax_types == workloads["pytorch"].model_params_types
     models = (workloads["pytorch"], workloads["jax"], model, flax_params)
     base_tests.test_forward_and_loss_parity(models)
     inputs = base_tests.small_splits()["test"].inputs[:16]
