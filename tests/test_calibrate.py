@@ -123,17 +123,23 @@ def test_a_second_run_of_the_same_command_resumes_from_the_progress_file(
         calibrate.main([*argv, "--threads", "2"])
 
 
-def test_the_sweep_run_is_reused_as_the_first_frameworks_seed_0_rerun(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    trained: list[tuple[str, int]] = []
+@pytest.fixture
+def trained(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """(framework, seed) of each run that calibrate trains from now on, in order; the runs still train."""
+    runs: list[tuple[str, int]] = []
     train = calibrate.train_without_target
 
     def counting(workload: Any, submission: str, framework: str, point: Any, seed: int, args: Any) -> Trial:
-        trained.append((framework, seed))
+        runs.append((framework, seed))
         return train(workload, submission, framework, point, seed, args)
 
     monkeypatch.setattr(calibrate, "train_without_target", counting)
+    return runs
+
+
+def test_the_sweep_run_is_reused_as_the_first_frameworks_seed_0_rerun(
+    tmp_path: Path, trained: list[tuple[str, int]], capsys: pytest.CaptureFixture[str]
+) -> None:
     calibrate.main([*QUICK_MNIST.split(), "--quick", "--progress", str(tmp_path / "p.json")])
     assert trained == [("pytorch", 0), ("pytorch", 1)]  # the sweep, then seed 1: seed 0 is the sweep's run
     reruns = json.loads(capsys.readouterr().out)["measured"]["reruns"]
@@ -141,22 +147,14 @@ def test_the_sweep_run_is_reused_as_the_first_frameworks_seed_0_rerun(
 
 
 def test_more_seeds_resume_the_runs_already_made_and_train_only_the_new_seeds(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, trained: list[tuple[str, int]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    progress = tmp_path / "p.json"
-    one_point = [*QUICK_MNIST.split(), "--trials", "1", "--progress", str(progress)]
+    one_point = [*QUICK_MNIST.split(), "--trials", "1", "--progress", str(tmp_path / "p.json")]
     calibrate.main([*one_point, "--seeds", "1"])
     capsys.readouterr()
-    trained: list[tuple[str, int]] = []
-    train = calibrate.train_without_target
-
-    def counting(workload: Any, submission: str, framework: str, point: Any, seed: int, args: Any) -> Trial:
-        trained.append((framework, seed))
-        return train(workload, submission, framework, point, seed, args)
-
-    monkeypatch.setattr(calibrate, "train_without_target", counting)
+    trained.clear()
     calibrate.main([*one_point, "--seeds", "2"])
-    assert trained == [("pytorch", 1)]
+    assert trained == [("pytorch", 1)]  # seed 0 came from the progress file
     reruns = json.loads(capsys.readouterr().out)["measured"]["reruns"]
     assert [(r["framework"], r["seed"]) for r in reruns] == [("pytorch", 0), ("pytorch", 1)]
 
