@@ -149,7 +149,7 @@ def train_without_target(
         budget_sec=math.inf if args.max_steps else args.budget_sec,
         eval_every_steps=args.eval_every_steps,
         threads=args.threads,
-        max_steps=args.max_steps,
+        step_budget=args.max_steps,
     )
     run_benchmark(workload, submission, get_adapter(framework), settings, result)
     better = max if workload.target_metric_higher_is_better else min
