@@ -114,13 +114,20 @@ class BenchmarkItem(pytest.Item):
                 self.result,
                 on_eval=lambda result, record: self.ihook.pytest_algoperf_eval(result=result, record=record),
             )
-            baseline_code = session.baseline_code.get((self.plan.submission_spec, self.plan.framework))
-            if baseline_code is not None and self.result.met_target:
-                self._measure_paired(baseline_code, submission, settings)
         except BaseException as error:
             self.result.stop_reason = "interrupted" if isinstance(error, KeyboardInterrupt) else "error"
             self.result.error = f"{type(error).__name__}: {error}"
             raise
+        baseline_code = session.baseline_code.get((self.plan.submission_spec, self.plan.framework))
+        if baseline_code is not None and self.result.met_target:
+            try:
+                self._measure_paired(baseline_code, submission, settings)
+            except Exception as error:  # the run itself is measured and kept; only the pairing failed
+                self.result.paired = {"error": f"{type(error).__name__}: {error}"}
+                error.add_note(
+                    f"while measuring step times against the baseline's code {baseline_code.name!r}"
+                )
+                raise
         self._judge_outcome()
 
     def _measure_paired(

@@ -289,3 +289,18 @@ def test_baseline_code_at_an_unknown_git_revision_is_a_usage_error(pytester: pyt
     pytester.run("git", "init", "-q", str(pytester.path))
     result = run_tiny(pytester, "--algoperf-baseline-code=git:no-such-revision")
     assert_usage_error(result, "--algoperf-baseline-code=git:no-such-revision: git archive failed")
+
+
+def test_baseline_code_that_fails_fails_the_test_but_keeps_the_measured_run(
+    pytester: pytest.Pytester,
+) -> None:
+    write_tiny_project(pytester)
+    write_submission(pytester.path, "broken", raise_at_step=2)
+    result = run_tiny(pytester, "--algoperf-baseline-code=broken", PAIRED_SEC)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*while measuring step times against the baseline's code 'broken (baseline code)'"]
+    )
+    run = read_results(pytester)["runs"][0]
+    assert run["reached"] is True and run["stop_reason"] == "targets reached"
+    assert run["paired"] == {"error": "RuntimeError: tinysgd fails on purpose at step 2"}

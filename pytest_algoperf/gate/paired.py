@@ -60,7 +60,10 @@ class PairedMeasurement:
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> PairedMeasurement | None:
-        return None if data is None else cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        """None when nothing was measured, or the measurement failed (``{"error": ...}``)."""
+        if data is None or "error" in data:
+            return None
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 def binomial_tail(n: int, k: int) -> float:
