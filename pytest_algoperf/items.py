@@ -11,7 +11,7 @@ from pytest_algoperf.distributed import BatchSizeError
 from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.loop import RunSettings, run_benchmark
 from pytest_algoperf.results import RunResult
-from pytest_algoperf.tuning import as_hyperparameters, budget_factor
+from pytest_algoperf.score.tuning import as_hyperparameters, budget_factor
 
 if TYPE_CHECKING:
     from pytest_algoperf.session import AlgoPerfSession, PlannedRun

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_algoperf.frameworks import FRAMEWORKS
-from pytest_algoperf.tuning import RULESETS
+from pytest_algoperf.score.tuning import RULESETS
 
 DEVICES = ("auto", "cpu", "cuda")
 

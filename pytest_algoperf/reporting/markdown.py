@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_algoperf.aggregate import Scoreboard, TimesByFramework
 from pytest_algoperf.baseline import Verdict
 from pytest_algoperf.reporting.tables import as_markdown, runs_table, scores_table, workload_times_table
 from pytest_algoperf.results import RunResult
+from pytest_algoperf.score.boards import Scoreboard, TimesByFramework
 
 
 def render_report(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from pytest_algoperf.aggregate import Scoreboard, TimesByFramework
 from pytest_algoperf.baseline import Verdict
 from pytest_algoperf.results import RunResult
+from pytest_algoperf.score.boards import Scoreboard, TimesByFramework
 
 Table = list[list[str]]  # the first row is the header
 
