@@ -82,7 +82,7 @@ def plot_best_trials(board: Scoreboard, folder: Path) -> list[Path]:
         axes = figure.subplots()
         labelled: set[str] = set()
         for choice in choices:
-            run = choice.chosen or _closest_trial(choice.trials, metric)
+            run = choice.chosen or _closest_trial(choice.trials)
             if run is None or not run.evals:
                 continue
             label = choice.submission if choice.submission not in labelled else None
@@ -107,7 +107,7 @@ def plot_best_trials(board: Scoreboard, folder: Path) -> list[Path]:
     return paths
 
 
-def _closest_trial(trials: Sequence[RunResult], metric: str) -> RunResult | None:
+def _closest_trial(trials: Sequence[RunResult]) -> RunResult | None:
     """The trial whose best validation value came closest to the target."""
     with_values = [t for t in trials if t.best_validation is not None]
     if not with_values:

@@ -90,6 +90,7 @@ def load(
     paths: Iterable[Path], version: AlgoPerfVersion = V06, targets: Mapping[str, Target] | None = None
 ) -> LoadedRuns:
     """Reads every results file and experiment folder in ``paths``; see the module docstring."""
+    paths = list(paths)
     loaded = LoadedRuns()
     unknown: dict[str, Path] = {}
     for path in paths:
@@ -110,6 +111,11 @@ def load(
         raise ResultsFileError(
             f"no target known for {len(unknown)} workload(s): {listing}; pass --targets FILE with "
             '{"<workload>": {"metric": ..., "validation": ..., "higher_is_better": ..., "budget_sec": ...}}'
+        )
+    if not loaded.runs and not any(p.is_file() for p in paths):
+        where = ", ".join(map(str, paths))
+        raise ResultsFileError(
+            f"{where}: no study_*/<workload>_<framework>/trial_*/eval_measurements.csv found"
         )
     return loaded
 
@@ -136,6 +142,8 @@ def load_experiment_folder(
     """Every trial under one submission's folder (AlgoPerf's layout), named after the folder."""
     loaded, unknown = LoadedRuns(), {}
     _load_submission(folder, submission or folder.name, None, version, targets, loaded, unknown)
+    if not loaded.runs and not unknown:
+        raise ResultsFileError(loaded.notes[0])
     if unknown:
         workload, path = next(iter(unknown.items()))
         raise ResultsFileError(f"{path}: no target known for workload {workload!r}; pass --targets FILE")
@@ -153,9 +161,9 @@ def _load_submission(
 ) -> None:
     csv_files = sorted(folder.glob("study_*/*/trial_*/eval_measurements.csv"), key=_trial_order)
     if not csv_files:
-        raise ResultsFileError(
-            f"{folder}: no study_*/<workload>_<framework>/trial_*/eval_measurements.csv found"
-        )
+        # AlgoPerf's scoring reads only these files; a folder without any (only .log files) adds no runs.
+        loaded.notes.append(f"{folder}: no study_*/<workload>_<framework>/trial_*/eval_measurements.csv")
+        return
     for path in csv_files:
         trial = path.parent
         match = FOLDER.match(trial.parent.name)

@@ -55,8 +55,8 @@ class AlgoPerfVersion:
         return replace(self, held_out=tuple(held_out))
 
 
-def _metric(name: str) -> bool:
-    """True when a higher value of the metric is better (AlgoPerf's minimize/maximize goal)."""
+def _higher_is_better(name: str) -> bool:
+    """AlgoPerf's maximize (True) or minimize (False) goal of a metric."""
     return name not in LOWER_IS_BETTER
 
 
@@ -107,7 +107,6 @@ BASE_WORKLOADS = (
     "ogbg",
     "wmt",
 )
-_DEV_WORKLOADS = ("mnist", "cifar")
 _BUDGETS_V05 = {
     "criteo1tb": 7703,
     "fastmri": 8859,
@@ -148,7 +147,7 @@ def _version(
         if base is not None:
             variant_of[workload] = base
         budget = budgets[base or workload]
-        targets[workload] = Target(metric, value, _metric(metric), float(budget))
+        targets[workload] = Target(metric, value, _higher_is_better(metric), float(budget))
     return AlgoPerfVersion(name, BASE_WORKLOADS, held_out, targets, variant_of=variant_of, **constants)
 
 
@@ -172,4 +171,3 @@ V06 = _version("v0.6", _BUDGETS_V06, (), studies=3, trials=5, self_tuning_budget
 # use the budget its own meta data carry.
 V06 = replace(V06, targets={**V06.targets, "finewebedu_lm": Target("ppl", 22.2995, False, float("nan"))})
 VERSIONS = {v.name: v for v in (V05, V06)}
-DEV_WORKLOADS = _DEV_WORKLOADS
