@@ -16,8 +16,8 @@ from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.gate.paired import measure_paired
 from pytest_algoperf.loop import RunSettings, Trainer, run_benchmark
 from pytest_algoperf.results import RunResult
+from pytest_algoperf.score.tuning import as_hyperparameters, budget_factor
 from pytest_algoperf.submission import Submission
-from pytest_algoperf.tuning import as_hyperparameters, budget_factor
 from pytest_algoperf.watchdog import StepHangError
 
 PLUGIN_DIR = Path(pytest_algoperf.__file__).parent

@@ -15,7 +15,7 @@ import pytest
 from pytest_algoperf.frameworks import FRAMEWORKS
 from pytest_algoperf.gate.schedule import SCHEDULES
 from pytest_algoperf.gate.verdicts import Tolerances, parse_tolerances
-from pytest_algoperf.tuning import RULESETS
+from pytest_algoperf.score.tuning import RULESETS
 
 DEVICES = ("auto", "cpu", "cuda")
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from pytest_algoperf.aggregate import Scoreboard, TimesByFramework, scoreboards, workload_times
 from pytest_algoperf.gate.baseline_file import save_baseline
 from pytest_algoperf.gate.verdicts import Verdict, judge
 from pytest_algoperf.reporting.environment import git_commit, machine_info, software_info
@@ -27,6 +26,7 @@ from pytest_algoperf.reporting.plots import plot_learning_curves, plot_performan
 from pytest_algoperf.reporting.tables import gate_table, runs_table, scores_table, workload_times_table
 from pytest_algoperf.reporting.terminal import write_table
 from pytest_algoperf.results import RunResult
+from pytest_algoperf.score.boards import Scoreboard, TimesByFramework, scoreboards, workload_times
 from pytest_algoperf.session import AlgoPerfSession, PlannedRun
 
 # The ``when`` of the report pytest-xdist makes for a test whose worker died while running it.

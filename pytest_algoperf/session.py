@@ -26,11 +26,11 @@ from pytest_algoperf.gate.schedule import StepSchedule, step_schedule, uses_step
 from pytest_algoperf.options import Settings
 from pytest_algoperf.registry import WorkloadRegistry
 from pytest_algoperf.results import RunResult
-from pytest_algoperf.search_space import SearchSpaceError, load_search_space
+from pytest_algoperf.score.search_space import SearchSpaceError, load_search_space
+from pytest_algoperf.score.tuning import budget_factor, study_points, trials_per_study
 from pytest_algoperf.spec import Workload
 from pytest_algoperf.submission import Submission, SubmissionError, load_submission, resolve_submission
 from pytest_algoperf.threads import choose_threads, limit_xla_threads
-from pytest_algoperf.tuning import budget_factor, study_points, trials_per_study
 
 
 @dataclass(frozen=True)

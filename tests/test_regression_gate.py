@@ -222,9 +222,12 @@ def test_the_gate_table_is_in_the_report_and_the_github_step_summary(
 def test_a_thread_count_other_than_the_baselines_is_warned_about(
     pytester: pytest.Pytester, baseline: Path
 ) -> None:
-    result = run_tiny(pytester, f"--algoperf-baseline={baseline}", "--algoperf-threads=2", "--collect-only")
+    document = json.loads(baseline.read_text())
+    document["entries"]["tinysgd/pytorch/tiny"]["threads"] = 3
+    baseline.write_text(json.dumps(document))
+    result = run_tiny(pytester, f"--algoperf-baseline={baseline}", "--collect-only")
     result.stdout.fnmatch_lines(
-        ["algoperf: WARNING: the baseline's runs used 1 CPU threads and this session uses 2*"]
+        ["algoperf: WARNING: the baseline's runs used 3 CPU threads and this session uses 1*"]
     )
 
 

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_algoperf.aggregate import Scoreboard, TimesByFramework
 from pytest_algoperf.gate.verdicts import Verdict
 from pytest_algoperf.reporting.tables import (
     as_markdown,
@@ -17,6 +16,7 @@ from pytest_algoperf.reporting.tables import (
     workload_times_table,
 )
 from pytest_algoperf.results import RunResult
+from pytest_algoperf.score.boards import Scoreboard, TimesByFramework
 
 
 def render_report(

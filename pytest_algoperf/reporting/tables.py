@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-from pytest_algoperf.aggregate import Scoreboard, TimesByFramework
 from pytest_algoperf.gate.verdicts import Verdict
 from pytest_algoperf.load import LoadReport
 from pytest_algoperf.results import RunResult
+from pytest_algoperf.score.boards import Scoreboard, TimesByFramework
 
 Table = list[list[str]]  # the first row is the header
 
