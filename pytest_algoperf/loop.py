@@ -26,6 +26,7 @@ from pytest_algoperf import load
 from pytest_algoperf.clock import BenchmarkClock
 from pytest_algoperf.distributed import check_batch_size, process_group
 from pytest_algoperf.frameworks import FrameworkAdapter
+from pytest_algoperf.provenance import calibration_record, file_digest
 from pytest_algoperf.results import EvalRecord, RunResult
 from pytest_algoperf.spec import TrainingCompleteError, Workload
 from pytest_algoperf.submission import Submission
@@ -202,6 +203,7 @@ def run_benchmark(
     completes; fill ``result`` in place as it goes, so a run interrupted by an exception keeps its evals."""
     budget = settings.budget_sec or workload.max_allowed_runtime_sec * settings.budget_factor
     _describe(result, workload, settings, budget)
+    result.submission_digest = file_digest(submission.source.path)
     adapter.activate(settings.device, settings.threads)
     result.num_devices = adapter.data_parallel_size()
     result.world_size = process_group().world_size
@@ -298,6 +300,7 @@ def run_benchmark(
 def _describe(result: RunResult, workload: Workload, settings: RunSettings, budget: float) -> None:
     if workload.base_name and workload.base_name != workload.name:
         result.base_workload = workload.base_name
+    result.calibration = calibration_record(workload)
     result.target_metric = workload.target_metric_name
     result.higher_is_better = workload.target_metric_higher_is_better
     result.validation_target = workload.validation_target_value

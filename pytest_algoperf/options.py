@@ -80,6 +80,12 @@ OPTIONS = [
         is_flag=True,
     ),
     OptionSpec(
+        "--algoperf-allow-recalibration",
+        "compare with a baseline made under other targets, budgets or eval periods (refused otherwise)",
+        "false",
+        is_flag=True,
+    ),
+    OptionSpec(
         "--algoperf-baseline-code",
         "the baseline's code, to measure step times interleaved with the candidate's: a built-in name, a "
         "folder or .py file, or git:REV (the submission's folder at that git revision)",
@@ -162,6 +168,7 @@ class Settings:
     variants: str = "none"  # none, all, held-out or a comma list of variant names
     schedule: str = "auto"  # auto, time or steps (pytest_algoperf.gate.schedule)
     update_baseline: bool = False
+    allow_recalibration: bool = False
     baseline_code: str | None = None
     paired_sec: float = 6.0
     hang_timeout: float | None = None  # None: the run's budget, at least 30 s
@@ -249,6 +256,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         variants=",".join(_comma_list(raw["algoperf_variants"])) or "none",
         schedule=raw["algoperf_schedule"],
         update_baseline=update_baseline,
+        allow_recalibration=_flag(raw["algoperf_allow_recalibration"]),
         baseline_code=raw["algoperf_baseline_code"] or None,
         paired_sec=_number("--algoperf-paired-sec", raw["algoperf_paired_sec"], float, minimum=0.1),
         hang_timeout=_number("--algoperf-hang-timeout", raw["algoperf_hang_timeout"], float, minimum=0.1)

@@ -19,6 +19,7 @@ import pytest
 
 from pytest_algoperf.gate.baseline_file import save_baseline
 from pytest_algoperf.gate.verdicts import Verdict, judge
+from pytest_algoperf.provenance import plugin_version
 from pytest_algoperf.reporting.environment import git_commit, machine_info, software_info
 from pytest_algoperf.reporting.files import write_results, write_run_folder
 from pytest_algoperf.reporting.markdown import render_report, write_report
@@ -31,7 +32,7 @@ from pytest_algoperf.session import AlgoPerfSession, PlannedRun
 
 # The ``when`` of the report pytest-xdist makes for a test whose worker died while running it.
 CRASHED_WHEN = "???"
-STATUSES = ("regressed", "inconclusive", "ok", "new")
+STATUSES = ("regressed", "refused", "inconclusive", "ok", "new")
 
 
 class ResultsRecorder:
@@ -48,6 +49,7 @@ class ResultsRecorder:
         self.started = datetime.now(UTC).isoformat(timespec="seconds")
         self._plans: dict[str, tuple[int, PlannedRun]] | None = None
         self.environment = {
+            "plugin_version": plugin_version(),
             "machine": machine_info(),
             "software": software_info(),
             "commit": git_commit(config.rootpath),
@@ -216,11 +218,11 @@ class ResultsRecorder:
         if self.verdicts:
             write_table(terminalreporter, "algoperf regression gate", gate_table(self.verdicts.values()))
         for verdict in self.verdicts.values():
-            if verdict.status in ("regressed", "inconclusive"):
+            if verdict.status in ("regressed", "refused", "inconclusive"):
                 result = verdict.result
                 terminalreporter.write_line(
                     f"{verdict.status.upper()} {result.workload} ({result.test_id}): {verdict.detail}",
-                    red=verdict.status == "regressed",
+                    red=verdict.status != "inconclusive",
                     yellow=verdict.status == "inconclusive",
                 )
             elif verdict.status == "new":

@@ -65,6 +65,8 @@ class BaselineEntry:
     step_budget: int | None = None
     threads: int | None = None
     device: str | None = None
+    calibration: Mapping[str, Any] | None = None  # pytest_algoperf.provenance.calibration_record
+    submission_digest: str | None = None
 
     def run_for(self, study: int, trial: int) -> BaselineRun:
         """The run of the same study and trial (the same seed), or the entry's first."""
@@ -105,7 +107,7 @@ def entries_of(results: Iterable[RunResult]) -> dict[str, BaselineEntry]:
     in an error measured nothing and is left out."""
     grouped: dict[str, list[RunResult]] = {}
     for result in results:
-        if result.stop_reason not in ("error", "crashed", "interrupted"):
+        if result.stop_reason not in ("error", "crashed", "interrupted", "refused"):
             grouped.setdefault(result.key, []).append(result)
     entries = {}
     for key, runs in grouped.items():
@@ -119,6 +121,8 @@ def entries_of(results: Iterable[RunResult]) -> dict[str, BaselineEntry]:
             first.step_budget,
             first.threads,
             first.device,
+            first.calibration,
+            first.submission_digest,
         )
     return entries
 
@@ -181,6 +185,8 @@ def _entry(value: Mapping[str, Any]) -> BaselineEntry:
         step_budget=_optional(int, value.get("step_budget")),
         threads=_optional(int, value.get("threads")),
         device=_optional(str, value.get("device")),
+        calibration=_optional(dict, value.get("calibration")),
+        submission_digest=_optional(str, value.get("submission_digest")),
     )
 
 
