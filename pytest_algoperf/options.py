@@ -53,6 +53,13 @@ OPTIONS = [
         "none",
     ),
     OptionSpec("--algoperf-device", "auto, cpu or cuda (default: auto)", "auto"),
+    OptionSpec(
+        "--algoperf-list",
+        "list every workload and variant with its metric, targets, budget, eval period, step-mode schedule, "
+        "hardware profile and whether the default suite runs it; then exit",
+        "false",
+        is_flag=True,
+    ),
     OptionSpec("--algoperf-seed", "session seed from which every run's seed derives (default: 0)", "0"),
     OptionSpec(
         "--algoperf-output",
@@ -263,6 +270,11 @@ def resolve_settings(config: pytest.Config) -> Settings:
         if raw["algoperf_hang_timeout"]
         else None,
     )
+
+
+def flag_value(config: pytest.Config, dest: str) -> bool:
+    """A flag option by precedence (command line, then ini), as a bool."""
+    return _flag(raw_value(config, next(option for option in OPTIONS if option.dest == dest)))
 
 
 def _flag(value: Any) -> bool:
