@@ -19,6 +19,7 @@ from typing import Any
 from pytest_algoperf.clock import BenchmarkClock
 from pytest_algoperf.distributed import check_batch_size, process_group
 from pytest_algoperf.frameworks import FrameworkAdapter
+from pytest_algoperf.metrics_logger import RunMetricsLogger
 from pytest_algoperf.results import EvalRecord, RunResult
 from pytest_algoperf.spec import TrainingCompleteError, Workload
 from pytest_algoperf.submission import Submission
@@ -54,6 +55,7 @@ def run_benchmark(
     completes; fill ``result`` in place as it goes, so a run interrupted by an exception keeps its evals."""
     budget = settings.budget_sec or workload.max_allowed_runtime_sec * settings.budget_factor
     _describe(result, workload, settings, budget)
+    workload.attach_metrics_logger(RunMetricsLogger(result))
 
     # Untimed setup: input queue, model init, optimizer init.
     adapter.activate(settings.device, settings.threads)
@@ -75,6 +77,7 @@ def run_benchmark(
         hyperparameters=hyperparameters,
         rng=opt_init_rng,
     )
+    optimizer_state = adapter.prepare_optimizer_state(optimizer_state)
     prepare_for_eval = submission.function("prepare_for_eval")
 
     clock = BenchmarkClock(

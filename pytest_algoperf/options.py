@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_algoperf.frameworks import FRAMEWORKS
+from pytest_algoperf.submission import default_frameworks
 from pytest_algoperf.tuning import RULESETS
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -40,7 +41,10 @@ OPTIONS = [
         repeatable=True,
     ),
     OptionSpec(
-        "--algoperf-framework", "pytorch or jax, or a comma list of both (default: pytorch)", "pytorch"
+        "--algoperf-framework",
+        "pytorch or jax, or a comma list of both (default: the one the submission files are written for, "
+        "else pytorch)",
+        "",
     ),
     OptionSpec("--algoperf-workloads", "comma list of workloads (default: every base workload)", ""),
     OptionSpec(
@@ -154,14 +158,15 @@ def resolve_settings(config: pytest.Config) -> Settings:
     raw = {option.dest: raw_value(config, option) for option in OPTIONS}
     rootdir = Path(config.rootpath)  # the output folder is rootdir-relative, like pytest's cache_dir
     invocation_dir = Path(config.invocation_params.dir)
-    frameworks = _comma_list(raw["algoperf_framework"])
+    submissions = tuple(dict.fromkeys(raw["algoperf_submission"] or ()))
+    frameworks = _comma_list(raw["algoperf_framework"]) or default_frameworks(submissions, invocation_dir)
     for framework in frameworks:
         _check_choice("--algoperf-framework", framework, FRAMEWORKS)
     _check_choice("--algoperf-device", raw["algoperf_device"], DEVICES)
     _check_choice("--algoperf-ruleset", raw["algoperf_ruleset"], RULESETS)
     _check_choice("--algoperf-variant-scoring", raw["algoperf_variant_scoring"], VARIANT_SCORING)
     return Settings(
-        submissions=tuple(dict.fromkeys(raw["algoperf_submission"] or ())),
+        submissions=submissions,
         frameworks=tuple(frameworks),
         workloads=tuple(_comma_list(raw["algoperf_workloads"])),
         device=raw["algoperf_device"],

@@ -57,6 +57,7 @@ class RunResult:
     stop_reason: str = ""
     error: str | None = None
     evals: list[EvalRecord] = field(default_factory=list)
+    logged_metrics: list[dict[str, Any]] = field(default_factory=list)  # workload.metrics_logger's rows
 
     @property
     def key(self) -> str:
