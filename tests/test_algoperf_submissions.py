@@ -106,6 +106,7 @@ def test_algoperf_style_pytorch_submissions_train_mnist_and_criteo1tb_mini_to_ta
     pytester: pytest.Pytester,
 ) -> None:
     pytest.importorskip("torch")
+    pytest.importorskip("absl")  # the [algoperf] extra
     result = run_algoperf_style(pytester, "nadamw_pytorch", "adamw_legacy", "adam_with_helpers")
     result.assert_outcomes(passed=6)  # the framework came from the files' imports: no flag named it
     runs = runs_by_id(pytester)
@@ -132,7 +133,7 @@ def test_algoperf_style_pytorch_submissions_train_mnist_and_criteo1tb_mini_to_ta
 def test_an_algoperf_style_jax_submission_reaches_its_targets_and_compiles_its_step_once_per_workload(
     pytester: pytest.Pytester, train_step_compiles: list[str]
 ) -> None:
-    pytest.importorskip("chex")
+    pytest.importorskip("chex")  # the [algoperf] extra
     result = run_algoperf_style(pytester, "nadamw_jax")
     result.assert_outcomes(passed=2)
     runs = runs_by_id(pytester)
