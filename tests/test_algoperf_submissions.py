@@ -160,10 +160,12 @@ def test_a_submission_file_written_for_the_other_framework_is_a_usage_error_nami
     )
 
 
-def helper_submission(folder: Path, value: int, import_line: str = "from helpers import VALUE") -> Path:
+def helper_submission(
+    folder: Path, value: int, import_line: str = "from schedule_constants import VALUE"
+) -> Path:
     """A tinysgd submission in ``folder`` that imports ``VALUE`` from a helper module beside it."""
     path = write_submission(folder.parent, folder.name)
-    (folder / "helpers.py").write_text(f"VALUE = {value}\n")
+    (folder / "schedule_constants.py").write_text(f"VALUE = {value}\n")
     path.write_text(f"{import_line}\n{path.read_text()}")
     return path
 
@@ -178,7 +180,7 @@ def test_two_submissions_with_a_helper_of_the_same_name_each_import_their_own(tm
 
 @pytest.mark.parametrize(
     "import_line",
-    ["from .helpers import VALUE", "from subs.mine.helpers import VALUE"],
+    ["from .schedule_constants import VALUE", "from subs.mine.schedule_constants import VALUE"],
     ids=["relative", "from-the-invocation-directory"],
 )
 def test_a_submission_imports_its_neighbours_relatively_or_by_their_path_from_where_pytest_runs(

@@ -7,9 +7,9 @@ with ``NamedSharding``, and ``jax.jit`` (not ``pmap``) partitions the submission
 shardings. The computation is the same as on one device; only where it runs changes.
 
 Parameters, model state and the optimizer state reach the submission replicated on the run's mesh (a
-one-device mesh when there is one device), as AlgoPerf v0.6's JAX workloads place them: a reference-style
-step jitted with ``out_shardings`` on that mesh then returns them placed as they arrived, so it compiles once
-instead of once more at its second call.
+one-device mesh when there is one device), as AlgoPerf v0.6's JAX workloads replicate parameters: a step
+jitted with ``out_shardings`` on that mesh (``jax_sharding_utils``) then returns them placed as they arrived,
+so it compiles once instead of once more at its second call.
 """
 
 from __future__ import annotations

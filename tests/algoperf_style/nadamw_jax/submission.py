@@ -110,11 +110,13 @@ def update_params(
     optimizer_state, update_fn = optimizer_state
     replicated = jax_sharding_utils.get_replicate_sharding()
     sharded = jax_sharding_utils.get_batch_dim_sharding()
+    # Label smoothing and the dropout rate are Python floats, static: a model may branch on them, and a rate
+    # of 0 compiles no dropout at all.
     jitted_step = jax.jit(
         train_step,
-        static_argnums=(0, 1),
+        static_argnums=(0, 1, 7, 8),
         donate_argnums=(2, 3, 4),
-        in_shardings=(replicated, replicated, replicated, sharded, replicated, replicated, replicated),
+        in_shardings=(replicated, replicated, replicated, sharded, replicated),
         out_shardings=(replicated,) * 5,
     )
     new_optimizer_state, new_params, new_model_state, loss, grad_norm = jitted_step(
