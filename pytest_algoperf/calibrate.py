@@ -52,9 +52,9 @@ from pytest_algoperf.loop import RunSettings, run_benchmark
 from pytest_algoperf.registry import WorkloadEntry, builtin_entries
 from pytest_algoperf.reporting.environment import machine_info
 from pytest_algoperf.results import RunResult
-from pytest_algoperf.search_space import load_search_space
+from pytest_algoperf.score.search_space import load_search_space
+from pytest_algoperf.score.tuning import as_hyperparameters
 from pytest_algoperf.submission import load_submission, resolve_submission
-from pytest_algoperf.tuning import as_hyperparameters
 
 DEFAULT_PROGRESS_DIR = Path(".algoperf_calibration")
 # The arguments that change what a run measures: a progress file made with other values is not resumed.
@@ -149,7 +149,7 @@ def train_without_target(
         budget_sec=math.inf if args.max_steps else args.budget_sec,
         eval_every_steps=args.eval_every_steps,
         threads=args.threads,
-        max_steps=args.max_steps,
+        step_budget=args.max_steps,
     )
     run_benchmark(workload, submission, get_adapter(framework), settings, result)
     better = max if workload.target_metric_higher_is_better else min

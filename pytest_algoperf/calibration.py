@@ -35,6 +35,7 @@ class Calibration:
     step_hint: int
     command: str = ""
     source: str = ""
+    steps_in_budget: int | None = None  # measured: the fastest framework's steps in the budget
 
 
 def _read_entry(path: Path, entry: str, required: tuple[str, ...]) -> dict[str, Any]:
@@ -64,6 +65,7 @@ def load_calibration(path: Path, entry: str, base_entry: str | None = None) -> C
         step_hint=int(budget["step_hint"]),
         command=str(values.get("command", "")),
         source=str(values.get("source", "")),
+        steps_in_budget=budget.get("measured", {}).get("steps_in_budget"),
     )
 
 
@@ -107,3 +109,9 @@ class CalibratedWorkload(Workload):
     @property
     def step_hint(self) -> int:
         return self.calibration.step_hint
+
+    @property
+    def steps_in_budget(self) -> int | None:
+        """Steps the calibration's fastest framework took in the budget (its base workload's, for a variant):
+        the calibrated step rate from which the regression gate's step schedule is derived."""
+        return self.calibration.steps_in_budget

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _pytest._code.code import Traceback
 
+import pytest_algoperf
 from pytest_algoperf.distributed import BatchSizeError
 from pytest_algoperf.frameworks import get_adapter
-from pytest_algoperf.loop import RunSettings, run_benchmark
+from pytest_algoperf.gate.paired import measure_paired
+from pytest_algoperf.loop import RunSettings, Trainer, run_benchmark
 from pytest_algoperf.results import RunResult
-from pytest_algoperf.tuning import as_hyperparameters, budget_factor
+from pytest_algoperf.score.tuning import as_hyperparameters, budget_factor
+from pytest_algoperf.submission import Submission
+from pytest_algoperf.watchdog import StepHangError
+
+PLUGIN_DIR = Path(pytest_algoperf.__file__).parent
 
 if TYPE_CHECKING:
     from pytest_algoperf.session import AlgoPerfSession, PlannedRun
@@ -31,6 +40,7 @@ def describe_miss(result: RunResult) -> str:
     why = {
         "diverged": "the run diverged (a validation metric became NaN or infinite)",
         "budget spent": f"the {result.budget_sec:g} s budget was spent",
+        "step budget spent": f"the step budget of {result.step_budget} steps was spent",
         "training complete": "the submission ended training (TrainingCompleteError)",
     }.get(result.stop_reason, result.stop_reason)
     return (
@@ -82,6 +92,7 @@ class BenchmarkItem(pytest.Item):
             study=self.plan.study,
             trial=self.plan.trial,
         )
+        schedule = session.step_schedule(self.plan, self.workload)
         settings = RunSettings(
             seed=self.plan.seed,
             hyperparameters=as_hyperparameters(self.plan.hyperparameters),
@@ -89,8 +100,10 @@ class BenchmarkItem(pytest.Item):
             threads=session.threads,
             workers=session.workers,
             data_dir=session.settings.data_dir,
-            eval_every_steps=session.settings.eval_every_steps,
+            eval_every_steps=schedule.eval_every_steps if schedule else session.settings.eval_every_steps,
+            step_budget=schedule.step_budget if schedule else None,
             device=self.workload.device,
+            hang_limit_sec=session.settings.hang_timeout,
         )
         try:
             run_benchmark(
@@ -102,21 +115,82 @@ class BenchmarkItem(pytest.Item):
                 on_eval=lambda result, record: self.ihook.pytest_algoperf_eval(result=result, record=record),
             )
         except BaseException as error:
-            self.result.stop_reason = "error"
+            self.result.stop_reason = "interrupted" if isinstance(error, KeyboardInterrupt) else "error"
             self.result.error = f"{type(error).__name__}: {error}"
             raise
-        if not self.result.reached:
+        baseline_code = session.baseline_code.get((self.plan.submission_spec, self.plan.framework))
+        if baseline_code is not None and self.result.met_target:
+            try:
+                self._measure_paired(baseline_code, submission, settings)
+            except Exception as error:  # the run itself is measured and kept; only the pairing failed
+                self.result.paired = {"error": f"{type(error).__name__}: {error}"}
+                error.add_note(
+                    f"while measuring step times against the baseline's code {baseline_code.name!r}"
+                )
+                raise
+        self._judge_outcome()
+
+    def _measure_paired(
+        self, baseline_code: Submission, candidate: Submission, settings: RunSettings
+    ) -> None:
+        """Step time of the candidate against the baseline's code, interleaved (``gate.paired``)."""
+        session = self.parent.algoperf
+        adapter = get_adapter(self.plan.framework)
+        point = session.study_points(baseline_code)[self.plan.study][self.plan.trial]
+        baseline_settings = RunSettings(**{**vars(settings), "hyperparameters": as_hyperparameters(point)})
+        paired = measure_paired(
+            lambda: Trainer.start(self.workload, baseline_code, adapter, baseline_settings),
+            lambda: Trainer.start(self.workload, candidate, adapter, settings),
+            adapter.synchronize,
+            seconds=session.settings.paired_sec,
+            baseline_code=str(baseline_code.source.path),
+        )
+        if self.result is not None and paired is not None:
+            self.result.paired = paired.to_json()
+
+    def _judge_outcome(self) -> None:
+        """Fail on a missed target. In step mode that means missed within the step budget: a target met
+        past the time budget is the gate's to judge (a loaded machine must not turn a trajectory into a
+        miss), so it passes with a warning."""
+        result = self.result
+        assert result is not None
+        if result.met_target and not result.reached:
+            warnings.warn(
+                pytest.PytestWarning(
+                    f"{self.name}: met its target at step {result.steps_to_target}, within the step budget "
+                    f"of {result.step_budget}, but after {result.time_to_target:.2f} s of submission time, "
+                    f"over the {result.budget_sec:g} s time budget; it counts as missed in scores"
+                ),
+                stacklevel=1,
+            )
+            return
+        if not result.met_target:
             if self.plan.trials_in_study > 1:
                 # In a tuning study most trials may miss: the study's time is its fastest trial's, and the
                 # session fails only when a workload's time is inf (see the recorder).
-                pytest.xfail(f"trial missed its target (expected while tuning): {describe_miss(self.result)}")
-            raise TargetMissed(self.result)
+                pytest.xfail(f"trial missed its target (expected while tuning): {describe_miss(result)}")
+            raise TargetMissed(result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, TargetMissed | BatchSizeError):
+        if isinstance(excinfo.value, TargetMissed | BatchSizeError | StepHangError):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style="short")
+
+    def _traceback_filter(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Traceback:
+        """An error raised below the plugin (in the submission, or a workload or framework it calls) is shown
+        from the first frame outside pytest-algoperf, pytest and pluggy; an error of the plugin itself keeps
+        its whole traceback."""
+        traceback = excinfo.traceback
+        outside = [i for i, entry in enumerate(traceback) if not _in_plugin(Path(str(entry.path)))]
+        if outside and any(_in_plugin(Path(str(entry.path))) for entry in traceback[: outside[0]]):
+            return traceback[outside[0] :]
+        return super()._traceback_filter(excinfo)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         # A line number, not None: pytest asserts one when a skip marker reports the item's location.
         return self.path, 0, f"algoperf benchmark {self.name}"
+
+
+def _in_plugin(path: Path) -> bool:
+    """A frame of pytest-algoperf, pytest or pluggy: machinery a submission's author need not read."""
+    return path.is_relative_to(PLUGIN_DIR) or any(part in ("_pytest", "pluggy") for part in path.parts)

@@ -1,7 +1,12 @@
 """The timed training loop, exactly as ALGOPERF.md section 3 writes it (see ``BenchmarkClock``).
 
-Deviation, documented in the README: a run whose validation metrics turn non-finite stops at that eval as
-``diverged`` instead of burning the rest of its budget; it could not have reached the target either way.
+``Trainer`` is one submission training on one workload: the untimed setup, then one AlgoPerf step per call.
+``run_benchmark`` drives it under the clock with evaluations; the regression gate's paired throughput
+measurement (``pytest_algoperf.gate.paired``) drives two of them side by side.
+
+Deviations, documented in the README: a run whose validation metrics turn non-finite stops at that eval as
+``diverged`` instead of burning the rest of its budget; with a step budget (``RunSettings.step_budget``, the
+regression gate's step mode) a run stops after that many steps and the time budget no longer stops it.
 
 Data parallelism (``pytest_algoperf.distributed``): the adapter places the model (DDP-wrapped or replicated),
 the global batch must divide over its devices or ranks, and under torchrun every clock reading is the
@@ -11,11 +16,13 @@ latest over ranks, so all ranks take the same decisions at the same steps.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from pytest_algoperf import load
 from pytest_algoperf.clock import BenchmarkClock
 from pytest_algoperf.distributed import check_batch_size, process_group
 from pytest_algoperf.frameworks import FrameworkAdapter
@@ -23,8 +30,10 @@ from pytest_algoperf.metrics_logger import RunMetricsLogger
 from pytest_algoperf.results import EvalRecord, RunResult
 from pytest_algoperf.spec import TrainingCompleteError, Workload
 from pytest_algoperf.submission import Submission
+from pytest_algoperf.watchdog import StepWatchdog
 
 OnEval = Callable[[RunResult, EvalRecord], None]
+MIN_HANG_LIMIT_SEC = 30.0
 
 
 @dataclass
@@ -40,7 +49,148 @@ class RunSettings:
     device: str = "cpu"
     threads: int | None = None  # CPU threads for the framework; None leaves its default
     workers: int = 1  # benchmark processes running side by side (pytest-xdist workers)
-    max_steps: int | None = None  # calibration: stop after this many steps, so load cannot change the run
+    # Stop after this many steps; the time budget then no longer stops the run, so a loaded machine cannot
+    # change where it ends (the regression gate's step mode, and calibration runs).
+    step_budget: int | None = None
+    hang_limit_sec: float | None = None  # a longer submission step is a hang; default: the budget, >= 30 s
+
+
+@dataclass
+class Trainer:
+    """One submission on one workload: ``Trainer.start`` is the untimed setup, ``step`` one AlgoPerf step."""
+
+    workload: Workload
+    submission: Submission
+    adapter: FrameworkAdapter
+    hyperparameters: Any
+    batch_size: int
+    rng: Any
+    input_queue: Iterator[Any]
+    params: Any
+    model_state: Any
+    optimizer_state: Any
+    global_step: int = 0
+    eval_results: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    step_rngs: list[Any] = field(default_factory=list)  # this step's keys; the last two serve its eval
+
+    @classmethod
+    def start(
+        cls, workload: Workload, submission: Submission, adapter: FrameworkAdapter, settings: RunSettings
+    ) -> Trainer:
+        """Input queue, model init and optimizer init: outside the clock, as in AlgoPerf."""
+        workload.attach_metrics_logger(None)  # until a run attaches its own (run_benchmark)
+        rng = adapter.make_rng(settings.seed)
+        data_rng, opt_init_rng, model_init_rng, rng = adapter.split(rng, 4)
+        batch_size = submission.get_batch_size(workload.name, workload.base_name or workload.name)
+        check_batch_size(
+            submission.name, workload.name, batch_size, adapter.data_parallel_size(), adapter.parallel_unit
+        )
+        input_queue = workload.build_input_queue(data_rng, "train", settings.data_dir, batch_size)
+        params, model_state = adapter.prepare_model(*workload.init_model_fn(model_init_rng))
+        with submission_call(submission, "init_optimizer_state"):
+            optimizer_state = submission.module.init_optimizer_state(
+                workload=workload,
+                model_params=params,
+                model_state=model_state,
+                hyperparameters=settings.hyperparameters,
+                rng=opt_init_rng,
+            )
+        optimizer_state = adapter.prepare_optimizer_state(optimizer_state)
+        return cls(
+            workload,
+            submission,
+            adapter,
+            settings.hyperparameters,
+            batch_size,
+            rng,
+            input_queue,
+            params,
+            model_state,
+            optimizer_state,
+        )
+
+    def step(self, train_state: Mapping[str, Any] | None = None) -> bool:
+        """``data_selection`` then ``update_params``; True when the submission ended training."""
+        step = self.global_step
+        self.step_rngs = self.adapter.split(self.adapter.fold_in(self.rng, step), 4)
+        data_select_rng, update_rng = self.step_rngs[:2]
+        with submission_call(self.submission, "data_selection", step):
+            batch = self.submission.module.data_selection(
+                workload=self.workload,
+                input_queue=self.input_queue,
+                optimizer_state=self.optimizer_state,
+                current_param_container=self.params,
+                model_state=self.model_state,
+                hyperparameters=self.hyperparameters,
+                global_step=step,
+                rng=data_select_rng,
+            )
+        complete = False
+        try:
+            with submission_call(self.submission, "update_params", step):
+                self.optimizer_state, self.params, self.model_state = self.submission.update_params(
+                    train_state or MappingProxyType({}),
+                    workload=self.workload,
+                    current_param_container=self.params,
+                    current_params_types=self.workload.model_params_types,
+                    model_state=self.model_state,
+                    hyperparameters=self.hyperparameters,
+                    batch=batch,
+                    loss_type=self.workload.loss_type,
+                    optimizer_state=self.optimizer_state,
+                    eval_results=self.eval_results,
+                    global_step=step,
+                    rng=update_rng,
+                )
+        except TrainingCompleteError:
+            complete = True
+        self.global_step += 1
+        return complete
+
+    @property
+    def outputs(self) -> tuple[Any, Any, Any]:
+        """What the clock synchronises on at the end of a step."""
+        return self.optimizer_state, self.params, self.model_state
+
+    def prepare_for_eval(self, function: Callable[..., Any]) -> tuple[Any, Any, Any]:
+        with submission_call(self.submission, "prepare_for_eval", self.global_step):
+            self.optimizer_state, self.params, self.model_state = function(
+                workload=self.workload,
+                current_param_container=self.params,
+                current_params_types=self.workload.model_params_types,
+                model_state=self.model_state,
+                hyperparameters=self.hyperparameters,
+                loss_type=self.workload.loss_type,
+                optimizer_state=self.optimizer_state,
+                eval_results=self.eval_results,
+                global_step=self.global_step,
+                rng=self.step_rngs[2],
+            )
+        return self.outputs
+
+    def evaluate(self, data_dir: str | None) -> dict[str, float]:
+        metrics = self.workload.eval_model(
+            self.workload.eval_batch_size,
+            self.adapter.eval_params(self.params),
+            self.model_state,
+            self.step_rngs[3],
+            data_dir,
+            self.global_step,
+        )
+        return {k: float(v) for k, v in metrics.items()}
+
+
+@contextmanager
+def submission_call(submission: Submission, function: str, step: int | None = None) -> Iterator[None]:
+    """Name the submission function and step in any error it raises (shown under its traceback)."""
+    try:
+        yield
+    except TrainingCompleteError:
+        raise
+    except Exception as error:
+        when = "before the first step" if step is None else f"at step {step}"
+        error.add_note(f"raised by {function}() of submission {submission.name!r} {when}")
+        raise
 
 
 def run_benchmark(
@@ -55,30 +205,15 @@ def run_benchmark(
     completes; fill ``result`` in place as it goes, so a run interrupted by an exception keeps its evals."""
     budget = settings.budget_sec or workload.max_allowed_runtime_sec * settings.budget_factor
     _describe(result, workload, settings, budget)
-    workload.attach_metrics_logger(RunMetricsLogger(result))
-
-    # Untimed setup: input queue, model init, optimizer init.
     adapter.activate(settings.device, settings.threads)
     result.num_devices = adapter.data_parallel_size()
     result.world_size = process_group().world_size
-    rng = adapter.make_rng(settings.seed)
-    data_rng, opt_init_rng, model_init_rng, rng = adapter.split(rng, 4)
-    result.batch_size = submission.get_batch_size(workload.name, workload.base_name or workload.name)
-    check_batch_size(
-        submission.name, workload.name, result.batch_size, result.num_devices, adapter.parallel_unit
-    )
-    input_queue = workload.build_input_queue(data_rng, "train", settings.data_dir, result.batch_size)
-    params, model_state = adapter.prepare_model(*workload.init_model_fn(model_init_rng))
-    hyperparameters = settings.hyperparameters
-    optimizer_state = submission.module.init_optimizer_state(
-        workload=workload,
-        model_params=params,
-        model_state=model_state,
-        hyperparameters=hyperparameters,
-        rng=opt_init_rng,
-    )
-    optimizer_state = adapter.prepare_optimizer_state(optimizer_state)
+    trainer = Trainer.start(workload, submission, adapter, settings)
+    workload.attach_metrics_logger(RunMetricsLogger(result))  # its rows are the run's
+    result.batch_size = trainer.batch_size
     prepare_for_eval = submission.function("prepare_for_eval")
+    step_budget = settings.step_budget or math.inf
+    watchdog = StepWatchdog(settings.hang_limit_sec or max(budget, MIN_HANG_LIMIT_SEC))
 
     clock = BenchmarkClock(
         budget,
@@ -87,7 +222,6 @@ def run_benchmark(
         settings.eval_every_steps,
         now=process_group().clock(),
     )
-    eval_results: list[tuple[int, dict[str, float]]] = []
     state = {
         "validation_goal_reached": False,
         "test_goal_reached": False,
@@ -107,77 +241,33 @@ def run_benchmark(
             }
         )
 
-    step_limit_reached = False  # kept out of train_state, which holds AlgoPerf's keys only
+    step_budget_spent = False  # kept out of train_state, which holds AlgoPerf's keys only
+    load_start = load.sample()
     clock.start()
-    while (
-        state["is_time_remaining"]
-        and not _goals_reached(state)
-        and not state["training_complete"]
-        and not step_limit_reached
-    ):
-        step = clock.global_step
-        data_select_rng, update_rng, prep_eval_rng, eval_rng = adapter.split(adapter.fold_in(rng, step), 4)
-        batch = submission.module.data_selection(
-            workload=workload,
-            input_queue=input_queue,
-            optimizer_state=optimizer_state,
-            current_param_container=params,
-            model_state=model_state,
-            hyperparameters=hyperparameters,
-            global_step=step,
-            rng=data_select_rng,
-        )
-        try:
-            optimizer_state, params, model_state = submission.update_params(
-                train_state(),
-                workload=workload,
-                current_param_container=params,
-                current_params_types=workload.model_params_types,
-                model_state=model_state,
-                hyperparameters=hyperparameters,
-                batch=batch,
-                loss_type=workload.loss_type,
-                optimizer_state=optimizer_state,
-                eval_results=eval_results,
-                global_step=step,
-                rng=update_rng,
-            )
-        except TrainingCompleteError:
-            state["training_complete"] = True
-        clock.end_step((optimizer_state, params, model_state))
-        result.global_step = clock.global_step
-        result.submission_time = clock.submission_time
-        step_limit_reached = clock.global_step >= (settings.max_steps or math.inf)
+    with watchdog.running():
+        while (
+            (state["is_time_remaining"] or settings.step_budget)
+            and not _goals_reached(state)
+            and not state["training_complete"]
+            and not step_budget_spent
+        ):
+            with watchdog.step("data_selection/update_params"):
+                state["training_complete"] = trainer.step(train_state())
+            clock.end_step(trainer.outputs)
+            result.global_step = clock.global_step
+            result.submission_time = clock.submission_time
+            step_budget_spent = clock.global_step >= step_budget
 
-        if clock.eval_due(state["training_complete"] or step_limit_reached):
+            if not clock.eval_due(state["training_complete"] or step_budget_spent):
+                continue
             if prepare_for_eval is not None:
-                optimizer_state, params, model_state = clock.timed_call(
-                    prepare_for_eval,
-                    workload=workload,
-                    current_param_container=params,
-                    current_params_types=workload.model_params_types,
-                    model_state=model_state,
-                    hyperparameters=hyperparameters,
-                    loss_type=workload.loss_type,
-                    optimizer_state=optimizer_state,
-                    eval_results=eval_results,
-                    global_step=clock.global_step,
-                    rng=prep_eval_rng,
-                )
+                with watchdog.step("prepare_for_eval"):
+                    clock.timed_call(lambda: trainer.prepare_for_eval(prepare_for_eval))
             state["is_time_remaining"] = clock.time_remaining
-            if state["is_time_remaining"]:
+            if state["is_time_remaining"] or settings.step_budget:
                 score = clock.submission_time
                 with clock.untimed_eval():
-                    del batch
-                    metrics = workload.eval_model(
-                        workload.eval_batch_size,
-                        adapter.eval_params(params),
-                        model_state,
-                        eval_rng,
-                        settings.data_dir,
-                        clock.global_step,
-                    )
-                    metrics = {k: float(v) for k, v in metrics.items()}
+                    metrics = trainer.evaluate(settings.data_dir)
                     state["validation_goal_reached"] |= workload.has_reached_validation_target(metrics)
                     state["test_goal_reached"] |= workload.has_reached_test_target(metrics)
                 record = EvalRecord(
@@ -188,7 +278,7 @@ def run_benchmark(
                     clock.total_duration,
                     metrics,
                 )
-                eval_results.append((clock.global_step, metrics))
+                trainer.eval_results.append((clock.global_step, metrics))
                 with clock.untimed_logging():
                     _record_eval(result, workload, record, state)
                     if on_eval is not None:
@@ -200,11 +290,12 @@ def run_benchmark(
             # too restarts the step interval after evals alone.
             clock.resume()
 
+    result.load = load.load_between(load_start, load.sample()).to_json()
     result.submission_time = clock.submission_time
     result.eval_time = clock.eval_time
     result.logging_time = clock.logging_time
     result.total_duration = clock.total_duration
-    result.stop_reason = result.stop_reason or _stop_reason(state, step_limit_reached)
+    result.stop_reason = result.stop_reason or _stop_reason(state, step_budget_spent)
     return result
 
 
@@ -216,6 +307,7 @@ def _describe(result: RunResult, workload: Workload, settings: RunSettings, budg
     result.validation_target = workload.validation_target_value
     result.test_target = workload.test_target_value
     result.budget_sec = budget
+    result.step_budget = settings.step_budget
     result.device = settings.device
     result.eval_every_steps = settings.eval_every_steps
     result.threads = settings.threads
@@ -225,7 +317,8 @@ def _describe(result: RunResult, workload: Workload, settings: RunSettings, budg
 
 
 def _record_eval(result: RunResult, workload: Workload, record: EvalRecord, state: dict[str, bool]) -> None:
-    """Time to target is the score of the first eval that meets the validation target."""
+    """Time to target is the score of the first eval that meets the validation target. With a step budget,
+    evals go on past the time budget: a target met there has its steps and time, but is not reached."""
     result.evals.append(record)
     value = record.metrics.get(f"validation/{workload.target_metric_name}", math.nan)
     if math.isfinite(value):
@@ -233,8 +326,8 @@ def _record_eval(result: RunResult, workload: Workload, record: EvalRecord, stat
         result.best_validation = (
             value if result.best_validation is None else better(result.best_validation, value)
         )
-    if not result.reached and workload.has_reached_validation_target(record.metrics):
-        result.reached = True
+    if result.steps_to_target is None and workload.has_reached_validation_target(record.metrics):
+        result.reached = record.score < result.budget_sec
         result.time_to_target = record.score
         result.steps_to_target = record.global_step
     result.test_reached = state["test_goal_reached"]
@@ -248,11 +341,11 @@ def _diverged(metrics: dict[str, float]) -> bool:
     return any(k.startswith("validation/") and not math.isfinite(v) for k, v in metrics.items())
 
 
-def _stop_reason(state: dict[str, bool], step_limit_reached: bool) -> str:
+def _stop_reason(state: dict[str, bool], step_budget_spent: bool) -> str:
     if _goals_reached(state):
         return "targets reached"
     if state["training_complete"]:
         return "training complete"
-    if step_limit_reached:
-        return "step limit"
+    if step_budget_spent:
+        return "step budget spent"
     return "budget spent"

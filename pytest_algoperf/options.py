@@ -6,15 +6,17 @@ which beats the built-in default. Each flag ``--algoperf-x-y`` has the ini key `
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_algoperf.frameworks import FRAMEWORKS
+from pytest_algoperf.gate.schedule import SCHEDULES
+from pytest_algoperf.gate.verdicts import Tolerances, parse_tolerances
+from pytest_algoperf.score.tuning import RULESETS
 from pytest_algoperf.submission import default_frameworks
-from pytest_algoperf.tuning import RULESETS
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -26,6 +28,7 @@ class OptionSpec:
     default: Any = None
     ini_type: str = "string"
     repeatable: bool = False
+    is_flag: bool = False  # takes no value on the command line; "true"/"false" in ini
 
     @property
     def dest(self) -> str:
@@ -74,13 +77,47 @@ OPTIONS = [
         "--algoperf-baseline", "compare with a baseline JSON file; a regression fails the session", ""
     ),
     OptionSpec(
-        "--algoperf-tolerance", "allowed slowdown against the baseline, as a fraction (default: 0.2)", "0.2"
+        "--algoperf-update-baseline",
+        "with --algoperf-baseline: rewrite the file's entries for what this session measured and keep the "
+        "rest; regressions are reported but accepted",
+        "false",
+        is_flag=True,
+    ),
+    OptionSpec(
+        "--algoperf-baseline-code",
+        "the baseline's code, to measure step times interleaved with the candidate's: a built-in name, a "
+        "folder or .py file, or git:REV (the submission's folder at that git revision)",
+        "",
+    ),
+    OptionSpec(
+        "--algoperf-schedule",
+        "steps: evals every N steps and a step budget from the calibrated step rate (or the baseline file), "
+        "so a seed gives the same steps on any load; time: AlgoPerf's time-based evals and budget; auto "
+        "(default): steps when a baseline is saved, compared or updated, time otherwise",
+        "auto",
+    ),
+    OptionSpec(
+        "--algoperf-tolerance",
+        "allowed slowdown against the baseline, as a fraction, with per-workload values: "
+        "'0.1 ogbg_mini:0.3' (default: 0.1)",
+        "0.1",
     ),
     OptionSpec(
         "--algoperf-tolerance-sec",
-        "allowed slowdown in seconds on top of --algoperf-tolerance: timings under about a second are "
-        "noise on a shared CPU (default: 1.0)",
+        "allowed slowdown in seconds on top of --algoperf-tolerance for stored times: timings under about a "
+        "second are noise on a shared CPU (default: 1.0)",
         "1.0",
+    ),
+    OptionSpec(
+        "--algoperf-paired-sec",
+        "seconds of interleaved step-time measurement per run with --algoperf-baseline-code (default: 6)",
+        "6",
+    ),
+    OptionSpec(
+        "--algoperf-hang-timeout",
+        "seconds a submission step may take before the run fails as hung (default: the run's budget, at "
+        "least 30 s)",
+        "",
     ),
     OptionSpec(
         "--algoperf-threads",
@@ -119,8 +156,7 @@ class Settings:
     eval_every_steps: int | None
     save_baseline: Path | None
     baseline: Path | None
-    tolerance: float
-    tolerance_sec: float
+    tolerances: Tolerances = field(default_factory=Tolerances)
     threads: int | None = None  # None: choose automatically
     ruleset: str = "external"
     trials: int = 1
@@ -128,19 +164,31 @@ class Settings:
     reference_submission: str | None = None
     variant_scoring: str = "v0.6"
     variants: str = "none"  # none, all, held-out or a comma list of variant names
+    schedule: str = "auto"  # auto, time or steps (pytest_algoperf.gate.schedule)
+    update_baseline: bool = False
+    baseline_code: str | None = None
+    paired_sec: float = 6.0
+    hang_timeout: float | None = None  # None: the run's budget, at least 30 s
 
     @property
     def benchmarking(self) -> bool:
         return bool(self.submissions)
 
+    @property
+    def gating(self) -> bool:
+        """A baseline is saved, compared or updated: the session runs in step mode unless told otherwise."""
+        return bool(self.save_baseline or self.baseline)
+
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("algoperf", "AlgoPerf training-algorithm benchmarks")
     for option in OPTIONS:
+        action = "append" if option.repeatable else "store"
         group.addoption(
             option.flag,
             dest=option.dest,
-            action="append" if option.repeatable else "store",
+            action="store_const" if option.is_flag else action,
+            **({"const": True} if option.is_flag else {}),
             default=None,
             help=option.help,
         )
@@ -165,6 +213,20 @@ def resolve_settings(config: pytest.Config) -> Settings:
     _check_choice("--algoperf-device", raw["algoperf_device"], DEVICES)
     _check_choice("--algoperf-ruleset", raw["algoperf_ruleset"], RULESETS)
     _check_choice("--algoperf-variant-scoring", raw["algoperf_variant_scoring"], VARIANT_SCORING)
+    _check_choice("--algoperf-schedule", raw["algoperf_schedule"], SCHEDULES)
+    try:
+        tolerances = parse_tolerances(
+            raw["algoperf_tolerance"],
+            _number("--algoperf-tolerance-sec", raw["algoperf_tolerance_sec"], float, minimum=0),
+        )
+    except ValueError as error:
+        raise pytest.UsageError(f"--algoperf-tolerance: {error}") from None
+    baseline = _user_path(config, "algoperf_baseline", raw, invocation_dir, rootdir)
+    update_baseline = _flag(raw["algoperf_update_baseline"])
+    if update_baseline and baseline is None:
+        raise pytest.UsageError(
+            "--algoperf-update-baseline needs --algoperf-baseline=FILE: the file whose entries it rewrites"
+        )
     return Settings(
         submissions=submissions,
         frameworks=tuple(frameworks),
@@ -179,9 +241,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
         if raw["algoperf_eval_every_steps"]
         else None,
         save_baseline=_user_path(config, "algoperf_save_baseline", raw, invocation_dir, rootdir),
-        baseline=_user_path(config, "algoperf_baseline", raw, invocation_dir, rootdir),
-        tolerance=_number("--algoperf-tolerance", raw["algoperf_tolerance"], float, minimum=0),
-        tolerance_sec=_number("--algoperf-tolerance-sec", raw["algoperf_tolerance_sec"], float, minimum=0),
+        baseline=baseline,
+        tolerances=tolerances,
         threads=None
         if raw["algoperf_threads"] in ("", "auto")
         else _number("--algoperf-threads", raw["algoperf_threads"], int, minimum=1),
@@ -191,7 +252,19 @@ def resolve_settings(config: pytest.Config) -> Settings:
         reference_submission=raw["algoperf_reference_submission"] or None,
         variant_scoring=raw["algoperf_variant_scoring"],
         variants=",".join(_comma_list(raw["algoperf_variants"])) or "none",
+        schedule=raw["algoperf_schedule"],
+        update_baseline=update_baseline,
+        baseline_code=raw["algoperf_baseline_code"] or None,
+        paired_sec=_number("--algoperf-paired-sec", raw["algoperf_paired_sec"], float, minimum=0.1),
+        hang_timeout=_number("--algoperf-hang-timeout", raw["algoperf_hang_timeout"], float, minimum=0.1)
+        if raw["algoperf_hang_timeout"]
+        else None,
     )
+
+
+def _flag(value: Any) -> bool:
+    """A flag's value: True from the command line, a bool or a string from ini."""
+    return value is True or str(value).strip().lower() in ("true", "1", "yes", "on")
 
 
 def _comma_list(value: str) -> list[str]:

@@ -19,6 +19,7 @@ import pytest
 from pytest_algoperf import hookspecs
 from pytest_algoperf.clock import BenchmarkClock
 from pytest_algoperf.frameworks import get_adapter
+from pytest_algoperf.gate.schedule import uses_step_mode
 from pytest_algoperf.items import BenchmarkItem, BenchmarkSuite
 from pytest_algoperf.options import add_options, resolve_settings
 from pytest_algoperf.recorder import ResultsRecorder
@@ -85,6 +86,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
             f"algoperf: torchrun rank {group.rank} of {group.world_size} ({group.backend}); "
             "DDP in every run, rank 0 reports"
         )
+    lines += _gate_header(session)
     uncalibrated = [e.name for e in session.registry if not e.in_default_suite and e.name not in s.workloads]
     if uncalibrated and not s.workloads:
         lines.append(f"algoperf: not run until calibrated (name them to run): {', '.join(uncalibrated)}")
@@ -143,6 +145,28 @@ def algoperf_clock() -> Callable[..., BenchmarkClock]:
         )
 
     return make
+
+
+def _gate_header(session: AlgoPerfSession) -> list[str]:
+    """Say how a gated session measures, and warn when its steps cannot match the baseline's exactly."""
+    s = session.settings
+    lines = []
+    if uses_step_mode(s.schedule, s.gating):
+        lines.append(
+            "algoperf: step mode: evals every N steps and a step budget (from the baseline file, or the "
+            "calibrated step rate), so a seed gives the same steps on any load"
+        )
+    if session.baseline is not None:
+        theirs = sorted({e.threads for e in session.baseline.entries.values() if e.threads is not None})
+        if theirs and theirs != [session.threads]:
+            lines.append(
+                f"algoperf: WARNING: the baseline's runs used {', '.join(map(str, theirs))} CPU threads and "
+                f"this session uses {session.threads}: PyTorch's numbers, and so steps to target, change "
+                f"with the thread count; set --algoperf-threads={theirs[0]} to compare steps exactly"
+            )
+    if s.baseline_code:
+        lines.append(f"algoperf: step times paired with the baseline's code: {s.baseline_code}")
+    return lines
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:

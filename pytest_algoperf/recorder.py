@@ -17,19 +17,21 @@ from typing import Any
 
 import pytest
 
-from pytest_algoperf.aggregate import Scoreboard, TimesByFramework, scoreboards, workload_times
-from pytest_algoperf.baseline import Verdict, compare, save_baseline
+from pytest_algoperf.gate.baseline_file import save_baseline
+from pytest_algoperf.gate.verdicts import Verdict, judge
 from pytest_algoperf.reporting.environment import git_commit, machine_info, software_info
 from pytest_algoperf.reporting.files import write_results, write_run_folder
 from pytest_algoperf.reporting.markdown import render_report, write_report
 from pytest_algoperf.reporting.plots import plot_learning_curves, plot_performance_profile
-from pytest_algoperf.reporting.tables import runs_table, scores_table, workload_times_table
+from pytest_algoperf.reporting.tables import gate_table, runs_table, scores_table, workload_times_table
 from pytest_algoperf.reporting.terminal import write_table
 from pytest_algoperf.results import RunResult
+from pytest_algoperf.score.boards import Scoreboard, TimesByFramework, scoreboards, workload_times
 from pytest_algoperf.session import AlgoPerfSession, PlannedRun
 
 # The ``when`` of the report pytest-xdist makes for a test whose worker died while running it.
 CRASHED_WHEN = "???"
+STATUSES = ("regressed", "inconclusive", "ok", "new")
 
 
 class ResultsRecorder:
@@ -39,7 +41,8 @@ class ResultsRecorder:
         self.settings = session.settings
         self.verdicts: dict[str, Verdict] = {}
         self.times: TimesByFramework = {}
-        self.missed: list[tuple[str, str, str]] = []
+        self.missed: list[tuple[str, str, str]] = []  # (framework, submission, workload) with an inf time
+        self.met_past_budget: set[tuple[str, str, str]] = set()  # of those, met within the step budget
         self.boards: list[Scoreboard] = []
         self.scoring_error: str | None = None
         self.started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -123,18 +126,22 @@ class ResultsRecorder:
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Apply the regression gate and save a baseline; a regression fails the session, no traceback."""
+        self._keep_interrupted_run(session)
+        settings = self.settings
         if self.session.baseline is not None:
+            machine = self.environment["machine"]
             self.verdicts = {
-                r.test_id: compare(
-                    r, self.session.baseline, self.settings.tolerance, self.settings.tolerance_sec
-                )
+                r.test_id: judge(r, self.session.baseline, settings.tolerances, machine)
                 for r in self.session.results
             }
             regressed = any(v.status == "regressed" for v in self.verdicts.values())
-            if regressed and session.exitstatus == pytest.ExitCode.OK:
+            if regressed and session.exitstatus == pytest.ExitCode.OK and not settings.update_baseline:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if self.settings.save_baseline is not None:
-            save_baseline(self.settings.save_baseline, self.session.results, self.environment["machine"])
+        if settings.save_baseline is not None:
+            save_baseline(settings.save_baseline, self.session.results, self.environment)
+        if settings.update_baseline and settings.baseline is not None:
+            kept = self.session.baseline.entries if self.session.baseline is not None else {}
+            save_baseline(settings.baseline, self.session.results, self.environment, keep=kept)
         if not self.session.results:
             return
         self.times = workload_times(self.session.results)
@@ -145,8 +152,12 @@ class ResultsRecorder:
             for w, t in row.items()
             if math.isinf(t)
         ]
-        if self.missed and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # every trial of a tuning study missed
+        # Every trial of a tuning study missed. In step mode, a target met within the step budget but past
+        # the time budget is no such miss: its time is the gate's to judge, not a load's to decide.
+        met = {(r.framework, r.submission, r.workload) for r in self.session.results if r.met_target}
+        self.met_past_budget = set(self.missed) & met
+        if set(self.missed) - met and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         try:
             self.boards = scoreboards(
                 self.session.results,
@@ -156,6 +167,19 @@ class ResultsRecorder:
         except ValueError as error:
             self.scoring_error = str(error)
         self.write_report()
+
+    def _keep_interrupted_run(self, session: pytest.Session) -> None:
+        """After Ctrl-C in a serial session, keep the run that was training, as ``interrupted``, with its
+        evals (its test made no report; every finished run is in results.json already)."""
+        if session.exitstatus != pytest.ExitCode.INTERRUPTED:
+            return
+        recorded = {r.test_id for r in self.session.results}
+        for item in session.items:
+            result = getattr(item, "result", None)
+            if isinstance(result, RunResult) and result.test_id not in recorded:
+                result.stop_reason = "interrupted"
+                self.session.results.append(result)
+                write_results(self.results_path, self.document(), self.session.results)
 
     def write_report(self) -> None:
         """report.md with the scores, times and runs, and the PNG figures it shows."""
@@ -178,28 +202,42 @@ class ResultsRecorder:
         if self.settings.studies > 1 or self.settings.trials > 1:
             write_table(terminalreporter, "algoperf workload times", workload_times_table(self.times))
         for framework, submission, workload in self.missed:
+            over_budget = (framework, submission, workload) in self.met_past_budget
+            why = (
+                "met only past the time budget (step mode)" if over_budget else "no study reached the target"
+            )
             terminalreporter.write_line(
-                f"MISSED {workload} ({submission}, {framework}): no study reached the target", red=True
+                f"MISSED {workload} ({submission}, {framework}): {why}", red=not over_budget
             )
         for board in self.boards:
             write_table(terminalreporter, f"algoperf scores ({board.framework})", scores_table(board))
         if self.scoring_error:
             terminalreporter.write_line(f"scores not computed: {self.scoring_error}", red=True)
-        regressed = [v for v in self.verdicts.values() if v.status == "regressed"]
-        for verdict in regressed:
-            terminalreporter.write_line(
-                f"REGRESSED {verdict.result.workload} ({verdict.result.test_id}): {verdict.detail}", red=True
-            )
+        if self.verdicts:
+            write_table(terminalreporter, "algoperf regression gate", gate_table(self.verdicts.values()))
         for verdict in self.verdicts.values():
-            if verdict.status == "new":
+            if verdict.status in ("regressed", "inconclusive"):
+                result = verdict.result
+                terminalreporter.write_line(
+                    f"{verdict.status.upper()} {result.workload} ({result.test_id}): {verdict.detail}",
+                    red=verdict.status == "regressed",
+                    yellow=verdict.status == "inconclusive",
+                )
+            elif verdict.status == "new":
                 terminalreporter.write_line(
                     f"new: {verdict.result.test_id} has no baseline entry", yellow=True
                 )
         if self.session.baseline is not None:
+            counts = {status: sum(v.status == status for v in self.verdicts.values()) for status in STATUSES}
+            accepted = " (accepted: --algoperf-update-baseline)" if self.settings.update_baseline else ""
             terminalreporter.write_line(
-                f"baseline {self.session.baseline.path}: {len(regressed)} regressed, "
-                f"tolerance {self.settings.tolerance:.0%} + {self.settings.tolerance_sec:g} s"
+                f"baseline {self.session.baseline.path}: "
+                + ", ".join(f"{n} {status}" for status, n in counts.items())
+                + f"{accepted}; tolerance {self.settings.tolerances.describe()}"
+                f" + {self.settings.tolerances.seconds:g} s on stored times; steps exact"
             )
+        if self.settings.update_baseline:
+            terminalreporter.write_line(f"baseline updated: {self.settings.baseline}")
         if self.settings.save_baseline is not None:
             terminalreporter.write_line(f"baseline saved to {self.settings.save_baseline}")
         terminalreporter.write_line(

@@ -44,8 +44,13 @@ class RunResult:
     test_target: float = math.nan
     budget_sec: float = math.nan
     eval_every_steps: int | None = None  # None: AlgoPerf's time-based eval schedule
-    reached: bool = False
+    step_budget: int | None = (
+        None  # the gate's step mode: the run stops after this many steps, not at budget_sec
+    )
+    reached: bool = False  # AlgoPerf's sense: the validation target was met within the time budget
     test_reached: bool = False
+    # Of the first eval that met the validation target; with a step budget it may lie past the time budget
+    # (then ``reached`` is False: the run met its target, but too late to count).
     time_to_target: float | None = None
     steps_to_target: int | None = None
     best_validation: float | None = None
@@ -56,6 +61,8 @@ class RunResult:
     global_step: int = 0
     stop_reason: str = ""
     error: str | None = None
+    load: dict[str, Any] | None = None  # pytest_algoperf.load.LoadReport: what other processes took meanwhile
+    paired: dict[str, Any] | None = None  # pytest_algoperf.gate.paired: step time against the baseline's code
     evals: list[EvalRecord] = field(default_factory=list)
     logged_metrics: list[dict[str, Any]] = field(default_factory=list)  # workload.metrics_logger's rows
 
@@ -63,6 +70,15 @@ class RunResult:
     def key(self) -> str:
         """The regression gate's key: what stays the same when the same benchmark is run again."""
         return f"{self.submission}/{self.framework}/{self.workload}"
+
+    @property
+    def met_target(self) -> bool:
+        """The validation target was met at some eval, within the time budget or (step mode) past it."""
+        return self.steps_to_target is not None
+
+    @property
+    def contended(self) -> bool:
+        return bool(self.load and self.load.get("contended"))
 
     @property
     def num_evals(self) -> int:

@@ -8,24 +8,29 @@ torchrun it also starts this rank's ``torch.distributed`` process group (``pytes
 from __future__ import annotations
 
 import itertools
+import shutil
+import tempfile
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from pytest_algoperf.baseline import Baseline, load_baseline
 from pytest_algoperf.distributed import SINGLE_PROCESS, ProcessGroup, set_process_group, torchrun_environment
 from pytest_algoperf.frameworks import get_adapter
+from pytest_algoperf.gate.baseline_code import resolve_baseline_code
+from pytest_algoperf.gate.baseline_file import Baseline, load_baseline
+from pytest_algoperf.gate.schedule import StepSchedule, step_schedule, uses_step_mode
 from pytest_algoperf.options import Settings
 from pytest_algoperf.registry import WorkloadRegistry
 from pytest_algoperf.results import RunResult
-from pytest_algoperf.search_space import SearchSpaceError, load_search_space
+from pytest_algoperf.score.search_space import SearchSpaceError, load_search_space
+from pytest_algoperf.score.tuning import budget_factor, study_points, trials_per_study
 from pytest_algoperf.spec import Workload
 from pytest_algoperf.submission import Submission, SubmissionError, load_submission, resolve_submission
 from pytest_algoperf.threads import choose_threads, limit_xla_threads
-from pytest_algoperf.tuning import study_points, trials_per_study
 
 
 @dataclass(frozen=True)
@@ -68,10 +73,12 @@ class AlgoPerfSession:
     workers: int = 1  # pytest-xdist workers running benchmarks side by side
     threads: int | None = None  # CPU threads per framework in this process
     group: ProcessGroup = SINGLE_PROCESS  # the torchrun ranks this process trains with
+    baseline_code: dict[tuple[str, str], Submission] = field(default_factory=dict)  # (spec, framework)
     results: list[RunResult] = field(default_factory=list)
     workload_names: list[str] = field(default_factory=list)  # base workloads and selected variants, in order
     _workloads: dict[tuple[str, str], Workload] = field(default_factory=dict)
     _points: dict[Any, list[list[Any]]] = field(default_factory=dict)
+    _scratch: Path | None = None  # baseline code extracted from git
 
     def prepare(self, invocation_dir: Any, under_xdist: bool = False) -> None:
         """Validate everything a benchmark session needs; raise ``pytest.UsageError`` on the first problem."""
@@ -108,6 +115,10 @@ class AlgoPerfSession:
                 try:
                     submission = load_submission(resolve_submission(spec, framework, invocation_dir))
                     self.study_points(submission)
+                    if self.settings.baseline_code:
+                        self.baseline_code[spec, framework] = self._load_baseline_code(
+                            submission, invocation_dir
+                        )
                 except (SubmissionError, SearchSpaceError) as error:
                     raise pytest.UsageError(str(error)) from None
                 self.submissions[spec, framework] = submission
@@ -115,7 +126,8 @@ class AlgoPerfSession:
             try:
                 self.baseline = load_baseline(self.settings.baseline)
             except ValueError as error:
-                raise pytest.UsageError(str(error)) from None
+                if not (self.settings.update_baseline and not self.settings.baseline.exists()):
+                    raise pytest.UsageError(str(error)) from None
         if torchrun is not None:
             self._start_distributed(torchrun)
 
@@ -138,8 +150,20 @@ class AlgoPerfSession:
         self.group = pytorch_ddp.start_process_group(torchrun, self.devices["pytorch"])
         set_process_group(self.group)
 
+    def _load_baseline_code(self, candidate: Submission, invocation_dir: Path) -> Submission:
+        """``--algoperf-baseline-code`` for this candidate, imported and checked like a submission."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="algoperf-baseline-code-"))
+        spec = self.settings.baseline_code or ""
+        source = resolve_baseline_code(spec, candidate.source, Path(invocation_dir), self._scratch)
+        code = load_submission(source)
+        self.study_points(code)
+        return code
+
     def close(self) -> None:
-        """Leave the torchrun process group, if this session joined one."""
+        """Leave the torchrun process group, if this session joined one; remove extracted baseline code."""
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
         if self.group.is_distributed:
             from pytest_algoperf.frameworks import pytorch_ddp
 
@@ -193,6 +217,24 @@ class AlgoPerfSession:
 
     def submission(self, spec: str, framework: str) -> Submission:
         return self.submissions[spec, framework]
+
+    def step_schedule(self, plan: PlannedRun, workload: Workload) -> StepSchedule | None:
+        """The run's step schedule in step mode (None in AlgoPerf's time mode): the baseline entry's when it
+        has one, so both sessions evaluate at the same steps, else the rule of ``gate.schedule``;
+        ``--algoperf-eval-every-steps`` overrides the eval period either way."""
+        s = self.settings
+        if not uses_step_mode(s.schedule, s.gating):
+            return None
+        entry = (
+            self.baseline.find(plan.submission_name, plan.framework, plan.workload) if self.baseline else None
+        )
+        if entry is not None and entry.eval_every_steps and entry.step_budget:
+            schedule = StepSchedule(entry.eval_every_steps, entry.step_budget)
+        else:
+            schedule = step_schedule(workload, budget_factor(s.ruleset))
+        if s.eval_every_steps:
+            schedule = StepSchedule(s.eval_every_steps, schedule.step_budget)
+        return schedule
 
     def workload(self, name: str, framework: str) -> Workload:
         """The workload instance, created once per session so data generation is not repeated."""

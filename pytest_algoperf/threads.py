@@ -1,22 +1,58 @@
 """How many CPU threads a framework may use, so parallel benchmark processes do not slow each other.
 
-Under pytest-xdist each worker gets its share of the cores (``cpu_count // workers``, at least one);
-``--algoperf-threads`` overrides that. PyTorch is limited with ``torch.set_num_threads`` when a run starts.
+A process may use the CPUs of its affinity mask (``taskset``, ``docker --cpuset-cpus``), and no more than its
+cgroup's CPU quota allows (``docker --cpus``, Kubernetes limits): ``allowed_cpus`` is the smaller of the two.
+Under pytest-xdist each worker gets its share (``allowed_cpus // workers``, at least one);
+``--algoperf-threads`` overrides that, up to the allowed CPUs. PyTorch is limited with
+``torch.set_num_threads`` when a run starts.
 XLA reads its flags once, when JAX's CPU backend starts, so its limit is set in ``XLA_FLAGS`` at configure
 time; XLA can only be made single-threaded this way, so a share above one thread leaves XLA's own pool.
 """
 
 from __future__ import annotations
 
+import math
 import os
+from pathlib import Path
 
 XLA_SINGLE_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def allowed_cpus(cgroup_root: Path = CGROUP_ROOT) -> int:
+    """The CPUs this process may keep busy: its affinity mask, bounded by its cgroup's CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows: no affinity masks
+        cpus = os.cpu_count() or 1
+    quota = cgroup_cpu_quota(cgroup_root)
+    # A quota of 1.5 CPUs allows one thread: two would be throttled for a third of every period.
+    return max(1, min(cpus, math.floor(quota))) if quota is not None else max(1, cpus)
+
+
+def cgroup_cpu_quota(root: Path = CGROUP_ROOT) -> float | None:
+    """CPUs' worth of time the cgroup allows per period (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``);
+    None when there is no limit or no cgroup file to read."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
 
 
 def choose_threads(requested: int | None, workers: int, cpu_count: int | None = None) -> int:
+    """``requested`` threads, or this worker's share of the allowed CPUs; never more than those CPUs: more
+    threads than cores only make PyTorch's thread pool stall (steps 10-100x slower on a busy machine)."""
+    cpus = cpu_count or allowed_cpus()
     if requested is not None:
-        return requested
-    return max(1, (cpu_count or os.cpu_count() or 1) // max(workers, 1))
+        return max(1, min(requested, cpus))
+    return max(1, cpus // max(workers, 1))
 
 
 def limit_xla_threads(threads: int) -> None:

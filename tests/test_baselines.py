@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from pytest_algoperf.schedules import warmup_linear_decay_factor
-from pytest_algoperf.search_space import load_search_space
+from pytest_algoperf.score.search_space import load_search_space
+from pytest_algoperf.score.tuning import as_hyperparameters
 from pytest_algoperf.submission import builtin_submission_names, load_submission, resolve_submission
-from pytest_algoperf.tuning import as_hyperparameters
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")

@@ -32,11 +32,15 @@ class UnreachableTinyWorkload(TinyWorkload):
 def test_a_run_with_max_steps_trains_exactly_that_many_and_evaluates_the_last(tmp_path: Path) -> None:
     result = RunResult("tiny-steps", "tinysgd", "pytorch", "tiny", seed=0)
     settings = RunSettings(
-        seed=0, hyperparameters=tiny_hyperparameters(), budget_sec=math.inf, eval_every_steps=5, max_steps=12
+        seed=0,
+        hyperparameters=tiny_hyperparameters(),
+        budget_sec=math.inf,
+        eval_every_steps=5,
+        step_budget=12,
     )
     submission = load_tiny_submission(tmp_path)
     run_benchmark(UnreachableTinyWorkload(), submission, get_adapter("pytorch"), settings, result)
-    assert result.stop_reason == "step limit"
+    assert result.stop_reason == "step budget spent"
     assert result.global_step == 12
     assert result.evals[-1].global_step == 12
 

@@ -18,6 +18,11 @@ def expected(option: OptionSpec, text: str) -> Any:
     return [text] if option.repeatable else text
 
 
+def on_the_command_line(option: OptionSpec, text: str) -> tuple[str, Any]:
+    """The argument setting ``option`` to ``text``, and the value it gives: a flag takes none, and is True."""
+    return (option.flag, True) if option.is_flag else (f"{option.flag}={text}", expected(option, text))
+
+
 @pytest.mark.parametrize("option", OPTIONS, ids=OPTION_IDS)
 def test_every_flag_has_an_ini_mirror_named_after_it(pytester: pytest.Pytester, option: OptionSpec) -> None:
     assert option.flag.startswith("--algoperf-")
@@ -32,8 +37,8 @@ def test_the_command_line_beats_the_ini_file_which_beats_the_default(
 ) -> None:
     assert raw_value(pytester.parseconfig(), option) == option.default
     pytester.makeini(f"[pytest]\n{option.dest} = from-ini\n")
-    config = pytester.parseconfig(f"{option.flag}=from-cli")
-    assert raw_value(config, option) == expected(option, "from-cli")
+    argument, value = on_the_command_line(option, "from-cli")
+    assert raw_value(pytester.parseconfig(argument), option) == value
 
 
 def test_help_lists_every_flag_and_its_ini_key(pytester: pytest.Pytester) -> None:

@@ -64,7 +64,7 @@ def test_a_worker_that_dies_fails_only_its_own_test_and_every_other_run_is_repor
         assert "crashed while running" in crashed["error"]
         assert crashed["hyperparameters"] == {"learning_rate": 0.2}
     report = (pytester.path / "out" / "report.md").read_text().splitlines()
-    for submission, reached in (("exits", "no"), ("tinysgd", "yes"), ("segfaults", "no")):
+    for submission, reached in (("exits", "crashed"), ("tinysgd", "yes"), ("segfaults", "crashed")):
         assert any(line.startswith(f"| {submission} | pytorch | tiny | {reached} |") for line in report)
     assert (
         pytester.path / "out/experiments/exits/study_0/tiny_pytorch/trial_1/eval_measurements.csv"

@@ -1,5 +1,6 @@
-"""The regression gate: ``--algoperf-save-baseline`` records times to target, ``--algoperf-baseline``
-compares a later session with them and fails it when a run got slower than the tolerance allows."""
+"""The regression gate end to end: ``--algoperf-save-baseline`` records each run with the step schedule it
+used, ``--algoperf-baseline`` runs a later session on the same schedule and fails it only on a regression:
+a missed target or more steps (exact), or a slower step time beyond the tolerance."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from tiny import (
     TINY_LEARNING_RATE,
+    TINY_SUBMISSION,
     assert_usage_error,
     read_results,
     run_tiny,
@@ -16,87 +18,232 @@ from tiny import (
     write_tiny_project,
 )
 
-from pytest_algoperf.baseline import FORMAT, Baseline, BaselineEntry, compare, load_baseline, save_baseline
-from pytest_algoperf.results import RunResult
+from pytest_algoperf.gate.baseline_file import FORMAT
 
-# Both sessions evaluate on the same step-based schedule, so steps to target are deterministic and gated
-# too; times are compared with the default noise floor (--algoperf-tolerance-sec=1), which absorbs the
-# millisecond jitter of tiny runs.
-STEP_SCHEDULE = "--algoperf-eval-every-steps=10"
-BUDGET = {"max_allowed_runtime_sec": 0.5}
+# The tiny workload's calibration (step_hint 200 in a 5 s budget, an eval period of 0 s) gives, by the step
+# mode's rule, an eval every step and a step budget of 200 steps.
+TINY_SCHEDULE = {"eval_every_steps": 1, "step_budget": 200}
+PAIRED_SEC = "--algoperf-paired-sec=0.3"  # the tiny steps take a fraction of a millisecond
 
 
 @pytest.fixture
 def baseline(pytester: pytest.Pytester) -> Path:
     """A baseline saved from a session of the tiny submission on the tiny workload."""
-    write_tiny_project(pytester, workload=BUDGET)
-    run_tiny(pytester, STEP_SCHEDULE, "--algoperf-save-baseline=baseline.json").assert_outcomes(passed=1)
+    write_tiny_project(pytester)
+    run_tiny(pytester, "--algoperf-save-baseline=baseline.json").assert_outcomes(passed=1)
     return pytester.path / "baseline.json"
 
 
-def test_a_saved_baseline_records_time_and_steps_to_target(pytester: pytest.Pytester, baseline: Path) -> None:
+def gate_rows(output: str) -> dict[str, list[str]]:
+    """The regression gate's table in the terminal: measure -> cells, for the one run of these tests."""
+    lines = output.split("algoperf regression gate", 1)[1].splitlines()[3:]
+    rows = {}
+    for line in lines:
+        if not line.startswith("tiny"):
+            break
+        cells = [cell.strip() for cell in line.split("  ") if cell.strip()]
+        rows[cells[1]] = cells[2:]
+    return rows
+
+
+def test_a_saved_baseline_records_the_schedule_the_conditions_and_each_run(
+    pytester: pytest.Pytester, baseline: Path
+) -> None:
     document = json.loads(baseline.read_text())
-    assert document["format"] == FORMAT
+    assert document["format"] == FORMAT and document["version"] == 2
+    assert document["machine"]["cpu_count"] and document["software"]["torch"]
     run = read_results(pytester)["runs"][0]
-    assert document["entries"] == {
-        "tinysgd/pytorch/tiny": {
-            "submission": "tinysgd",
-            "framework": "pytorch",
-            "workload": "tiny",
-            "reached": True,
-            "time_to_target": run["time_to_target"],
-            "steps_to_target": run["steps_to_target"],
-            "eval_every_steps": 10,
-        }
-    }
+    entry = document["entries"]["tinysgd/pytorch/tiny"]
+    assert {key: entry[key] for key in TINY_SCHEDULE} == TINY_SCHEDULE
+    assert (entry["threads"], entry["device"]) == (1, "cpu")
+    [recorded] = entry["runs"]
+    assert recorded["steps_to_target"] == run["steps_to_target"] == run["evals"][-1]["global_step"]
+    assert recorded["time_to_target"] == run["time_to_target"]
+    assert recorded["step_time"] == pytest.approx(run["submission_time"] / run["global_step"])
+    assert (recorded["study"], recorded["trial"], recorded["seed"]) == (0, 0, run["seed"])
+    assert recorded["reached"] is recorded["met_target"] is True
 
 
-def test_the_same_submission_against_its_baseline_passes_and_is_marked_ok(
+def test_a_gated_session_evaluates_on_the_baselines_step_schedule(
     pytester: pytest.Pytester, baseline: Path
 ) -> None:
-    result = run_tiny(pytester, f"--algoperf-baseline={baseline}", STEP_SCHEDULE)
+    run_tiny(pytester, f"--algoperf-baseline={baseline}").assert_outcomes(passed=1)
+    run = read_results(pytester)["runs"][0]
+    assert {key: run[key] for key in TINY_SCHEDULE} == TINY_SCHEDULE
+    assert [record["global_step"] for record in run["evals"]] == list(range(1, run["steps_to_target"] + 1))
+
+
+def test_the_same_submission_gets_the_same_steps_and_passes(
+    pytester: pytest.Pytester, baseline: Path
+) -> None:
+    result = run_tiny(pytester, f"--algoperf-baseline={baseline}")
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.re_match_lines(
-        [r".*vs baseline$", r"tinysgd\s+pytorch\s+tiny\s+yes.*\sok: .*x the baseline's"]
+    result.stdout.fnmatch_lines(["algoperf: step mode: evals every N steps and a step budget*"])
+    rows = gate_rows(result.stdout.str())
+    steps = json.loads(baseline.read_text())["entries"]["tinysgd/pytorch/tiny"]["runs"][0]["steps_to_target"]
+    assert rows["steps to target"] == [str(steps), str(steps), "1.000", "exact", "1.00", "ok"]
+    assert rows["time to target (stored)"][-1] in ("ok", "inconclusive")
+    result.stdout.fnmatch_lines(
+        ["baseline *baseline.json: 0 regressed, * tolerance 10% + 1 s on stored times*"]
     )
-    result.stdout.fnmatch_lines(["baseline *baseline.json: 0 regressed, tolerance 20% + 1 s"])
-    assert "REGRESSED" not in result.stdout.str()
 
 
-def test_a_slower_submission_against_the_baseline_fails_the_session_as_regressed(
+def test_more_steps_to_target_is_a_regression_with_no_noise_allowance(
     pytester: pytest.Pytester, baseline: Path
 ) -> None:
-    """A copy of the submission with a learning rate 100x smaller needs about 100x the steps: it misses the
-    target within the budget, or, on a very fast machine, meets it after far more steps than the baseline.
-    A baseline holding one submission is the reference for whichever submission runs against it."""
-    write_submission(pytester.path, "tinysgd_slow", learning_rate=TINY_LEARNING_RATE / 100)
-    result = run_tiny(pytester, f"--algoperf-baseline={baseline}", STEP_SCHEDULE, submission="tinysgd_slow")
+    """Half the learning rate needs about twice the steps: compared exactly, any extra step regresses."""
+    write_submission(pytester.path, "tinysgd_half", learning_rate=TINY_LEARNING_RATE / 2)
+    result = run_tiny(pytester, f"--algoperf-baseline={baseline}", submission="tinysgd_half")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["REGRESSED tiny (tinysgd_slow-pytorch-tiny): *"])
-    result.stdout.fnmatch_lines(["baseline *: 1 regressed, tolerance 20% + 1 s"])
+    result.assert_outcomes(passed=1)
+    assert gate_rows(result.stdout.str())["steps to target"][-1] == "regressed"
+    result.stdout.fnmatch_lines(
+        ["REGRESSED tiny (tinysgd_half-pytorch-tiny): steps to target: * steps against the baseline's *"]
+    )
+
+
+def test_missing_the_target_within_the_step_budget_is_a_regression(
+    pytester: pytest.Pytester, baseline: Path
+) -> None:
+    """A learning rate 100x smaller needs thousands of steps: it cannot meet the target in the step budget of
+    200, on any machine, so the miss is certain, not a matter of load."""
+    write_submission(pytester.path, "tinysgd_slow", learning_rate=TINY_LEARNING_RATE / 100)
+    result = run_tiny(pytester, f"--algoperf-baseline={baseline}", submission="tinysgd_slow")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*tiny: validation/accuracy reached *; the step budget of 200 steps was spent after 200 steps*",
+            "REGRESSED tiny (tinysgd_slow-pytorch-tiny): target: missed the target in 200 steps; *",
+            "baseline *: 1 regressed, 0 inconclusive, 0 ok, 0 new; *",
+        ]
+    )
+    assert read_results(pytester)["runs"][0]["global_step"] == 200
+
+
+def test_the_time_based_schedule_makes_steps_not_comparable(
+    pytester: pytest.Pytester, baseline: Path
+) -> None:
+    result = run_tiny(pytester, f"--algoperf-baseline={baseline}", "--algoperf-schedule=time")
+    assert result.ret == pytest.ExitCode.OK
+    row = gate_rows(result.stdout.str())["steps to target"]
+    assert row[-3:] == ["not comparable", "-", "ok"]
+    assert read_results(pytester)["runs"][0]["step_budget"] is None
 
 
 def test_a_run_without_a_baseline_entry_is_new_and_does_not_fail(pytester: pytest.Pytester) -> None:
     write_tiny_project(pytester)
-    other = {"submission": "adamw", "framework": "pytorch", "workload": "mnist"}
-    entry = {**other, "reached": True, "time_to_target": 0.4, "steps_to_target": 400}
-    document = {"format": FORMAT, "version": 1, "entries": {"adamw/pytorch/mnist": entry}}
-    (pytester.path / "baseline.json").write_text(json.dumps(document))
+    run = {"study": 0, "trial": 0, "reached": True, "steps_to_target": 400, "time_to_target": 0.4}
+    entry = {"submission": "adamw", "framework": "pytorch", "workload": "mnist", "runs": [run]}
+    (pytester.path / "baseline.json").write_text(
+        json.dumps({"format": FORMAT, "version": 2, "entries": {"adamw/pytorch/mnist": entry}})
+    )
     result = run_tiny(pytester, "--algoperf-baseline=baseline.json")
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["new: tinysgd-pytorch-tiny has no baseline entry"])
-    result.stdout.re_match_lines([r"tinysgd\s+pytorch\s+tiny\s+yes.*\snew: "])
+    result.stdout.re_match_lines([r"tinysgd\s+pytorch\s+tiny\s+yes.*\snew$"])
+
+
+def test_a_version_1_baseline_file_is_still_read(pytester: pytest.Pytester) -> None:
+    """Version 1 entries carry one time and step count and no step budget: steps then compare only when the
+    schedule matches, and here it does not (the old file has no eval_every_steps)."""
+    write_tiny_project(pytester)
+    old = {"submission": "tinysgd", "framework": "pytorch", "workload": "tiny", "reached": True}
+    old |= {"time_to_target": 100.0, "steps_to_target": 1}
+    document = {"format": FORMAT, "version": 1, "entries": {"tinysgd/pytorch/tiny": old}}
+    (pytester.path / "baseline.json").write_text(json.dumps(document))
+    result = run_tiny(pytester, "--algoperf-baseline=baseline.json")
+    assert result.ret == pytest.ExitCode.OK
+    assert gate_rows(result.stdout.str())["steps to target"][-3:] == ["not comparable", "-", "ok"]
+
+
+def test_update_baseline_rewrites_what_was_measured_keeps_the_rest_and_accepts_regressions(
+    pytester: pytest.Pytester, baseline: Path
+) -> None:
+    document = json.loads(baseline.read_text())
+    other = json.loads(json.dumps(document["entries"]["tinysgd/pytorch/tiny"]))
+    other["workload"] = "elsewhere"
+    document["entries"]["tinysgd/pytorch/elsewhere"] = other
+    baseline.write_text(json.dumps(document))
+    write_submission(pytester.path, "tinysgd", learning_rate=TINY_LEARNING_RATE / 2)
+    result = run_tiny(pytester, f"--algoperf-baseline={baseline}", "--algoperf-update-baseline")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["baseline *: 1 regressed, * (accepted: --algoperf-update-baseline)*"])
+    updated = json.loads(baseline.read_text())["entries"]
+    assert updated["tinysgd/pytorch/elsewhere"] == other
+    new_steps = read_results(pytester)["runs"][0]["steps_to_target"]
+    assert updated["tinysgd/pytorch/tiny"]["runs"][0]["steps_to_target"] == new_steps
+    assert new_steps > document["entries"]["tinysgd/pytorch/tiny"]["runs"][0]["steps_to_target"]
+
+
+def test_update_baseline_without_a_baseline_file_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    write_tiny_project(pytester)
+    result = run_tiny(pytester, "--algoperf-update-baseline")
+    assert_usage_error(result, "--algoperf-update-baseline needs --algoperf-baseline=FILE")
+
+
+def test_update_baseline_creates_a_missing_file(pytester: pytest.Pytester) -> None:
+    write_tiny_project(pytester)
+    result = run_tiny(pytester, "--algoperf-baseline=new.json", "--algoperf-update-baseline")
+    assert result.ret == pytest.ExitCode.OK
+    assert "tinysgd/pytorch/tiny" in json.loads((pytester.path / "new.json").read_text())["entries"]
+
+
+def test_per_workload_tolerances_from_ini_set_each_workloads_threshold(
+    pytester: pytest.Pytester, baseline: Path
+) -> None:
+    """With the baseline's code at hand the threshold is 1 + the workload's tolerance."""
+    (pytester.path / "pytest.ini").write_text("[pytest]\nalgoperf_tolerance = 0.05 tiny:0.5 other:0.2\n")
+    result = run_tiny(
+        pytester, f"--algoperf-baseline={baseline}", "--algoperf-baseline-code=tinysgd", PAIRED_SEC
+    )
+    assert gate_rows(result.stdout.str())["time to target (paired)"][4] == "1.50"
+    result.stdout.fnmatch_lines(["baseline *; tolerance 5% (other 20%, tiny 50%) + 1 s on stored times*"])
+
+
+@pytest.mark.parametrize("value", ["fast", "tiny:", "tiny:-1", "0.1 tiny:x"])
+def test_a_malformed_tolerance_is_a_usage_error(pytester: pytest.Pytester, value: str) -> None:
+    write_tiny_project(pytester)
+    result = run_tiny(pytester, f"--algoperf-tolerance={value}")
+    assert_usage_error(result, "--algoperf-tolerance")
+
+
+def test_the_gate_table_is_in_the_report_and_the_github_step_summary(
+    pytester: pytest.Pytester, baseline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = pytester.path / "step_summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    run_tiny(pytester, f"--algoperf-baseline={baseline}").assert_outcomes(passed=1)
+    header = "| run | measure | baseline | now | ratio | interval | threshold | verdict |"
+    for text in ((pytester.path / "out" / "report.md").read_text(), summary.read_text()):
+        assert "## Regression gate" in text and header in text
+        assert "| tinysgd-pytorch-tiny | steps to target |" in text
+
+
+def test_a_thread_count_other_than_the_baselines_is_warned_about(
+    pytester: pytest.Pytester, baseline: Path
+) -> None:
+    document = json.loads(baseline.read_text())
+    document["entries"]["tinysgd/pytorch/tiny"]["threads"] = 3
+    baseline.write_text(json.dumps(document))
+    result = run_tiny(pytester, f"--algoperf-baseline={baseline}", "--collect-only")
+    result.stdout.fnmatch_lines(
+        ["algoperf: WARNING: the baseline's runs used 3 CPU threads and this session uses 1*"]
+    )
 
 
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
         ("{not json", "is not valid JSON"),
-        (json.dumps({"format": "something-else", "version": 1, "entries": {}}), "is not a pytest-algoperf"),
-        (json.dumps({"format": FORMAT, "version": 99, "entries": {}}), "has version 99, expected 1"),
-        (json.dumps({"format": FORMAT, "version": 1, "entries": {"a/b/c": {}}}), "has a malformed entry"),
+        (json.dumps({"format": "something-else", "version": 2, "entries": {}}), "is not a pytest-algoperf"),
+        (json.dumps({"format": FORMAT, "version": 99, "entries": {}}), "has version 99; this plugin reads"),
+        (json.dumps({"format": FORMAT, "version": 2, "entries": {"a/b/c": {}}}), "has a malformed entry"),
+        (
+            json.dumps({"format": FORMAT, "version": 2, "entries": {"a/b/c": {"runs": [{}]}}}),
+            "malformed entry",
+        ),
     ],
-    ids=["not-json", "wrong-format", "wrong-version", "malformed-entry"],
+    ids=["not-json", "wrong-format", "wrong-version", "malformed-entry", "malformed-run"],
 )
 def test_a_corrupted_baseline_is_a_usage_error_and_nothing_trains(
     pytester: pytest.Pytester, content: str, problem: str
@@ -117,125 +264,46 @@ def test_a_missing_baseline_is_a_usage_error(pytester: pytest.Pytester) -> None:
     assert_usage_error(result, str(pytester.path / "nowhere.json"), "does not exist")
 
 
-# ---- baseline.compare on hand-made results ------------------------------------------------------------
+def test_baseline_code_that_does_not_exist_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    write_tiny_project(pytester)
+    result = run_tiny(pytester, "--algoperf-baseline-code=nowhere/pytorch.py")
+    assert_usage_error(result, "submission file 'nowhere/pytorch.py' does not exist")
 
 
-def make_result(
-    reached: bool = True,
-    time: float | None = 2.0,
-    submission: str = "sgd",
-    steps: int = 10,
-    eval_every_steps: int | None = None,
-) -> RunResult:
-    return RunResult(
-        test_id=f"{submission}-pytorch-tiny",
-        submission=submission,
-        framework="pytorch",
-        workload="tiny",
-        seed=0,
-        eval_every_steps=eval_every_steps,
-        reached=reached,
-        time_to_target=time if reached else None,
-        steps_to_target=steps if reached else None,
-    )
-
-
-def make_baseline(*entries: BaselineEntry) -> Baseline:
-    return Baseline(Path("baseline.json"), {f"{e.submission}/{e.framework}/{e.workload}": e for e in entries})
-
-
-def entry(
-    submission: str = "sgd",
-    reached: bool = True,
-    time: float | None = 2.0,
-    steps: int = 10,
-    eval_every_steps: int | None = None,
-) -> BaselineEntry:
-    return BaselineEntry(
-        submission,
-        "pytorch",
-        "tiny",
-        reached,
-        time if reached else None,
-        steps if reached else None,
-        eval_every_steps,
-    )
-
-
-@pytest.mark.parametrize(
-    ("time", "status"),
-    [(1.0, "ok"), (2.0, "ok"), (2.999, "ok"), (3.0, "ok"), (3.001, "regressed"), (30.0, "regressed")],
-)
-def test_compare_allows_up_to_one_plus_tolerance_times_the_baseline(time: float, status: str) -> None:
-    verdict = compare(make_result(time=time), make_baseline(entry(time=2.0)), tolerance=0.5)
-    assert verdict.status == status
-
-
-@pytest.mark.parametrize(("time", "status"), [(3.5, "ok"), (3.501, "regressed")])
-def test_compare_adds_the_seconds_tolerance_on_top_of_the_fraction(time: float, status: str) -> None:
-    """The limit is baseline x (1 + tolerance) + tolerance_sec: 2 x 1.25 + 1 = 3.5 s."""
-    verdict = compare(make_result(time=time), make_baseline(entry(time=2.0)), 0.25, tolerance_sec=1.0)
-    assert verdict.status == status
-
-
-def test_compare_with_zero_tolerance_regresses_on_any_slowdown() -> None:
-    assert compare(make_result(time=2.0), make_baseline(entry(time=2.0)), 0.0).status == "ok"
-    assert compare(make_result(time=2.0001), make_baseline(entry(time=2.0)), 0.0).status == "regressed"
-
-
-def test_compare_describes_the_ratio_and_the_limit() -> None:
-    verdict = compare(make_result(time=5.0), make_baseline(entry(time=2.0)), tolerance=0.2)
-    assert verdict.detail == "2.50x the baseline's 2.00 s (limit 2.40 s)"
-
-
-@pytest.mark.parametrize(("steps", "status"), [(12, "ok"), (13, "regressed")])
-def test_steps_to_target_are_gated_when_both_sides_used_the_same_step_schedule(
-    steps: int, status: str
+def test_baseline_code_at_a_git_revision_is_the_submission_folder_at_that_revision(
+    pytester: pytest.Pytester, baseline: Path
 ) -> None:
-    """Same ``eval_every_steps``: steps are deterministic, and may exceed the baseline's by the tolerance."""
-    result = make_result(time=2.0, steps=steps, eval_every_steps=1)
-    verdict = compare(result, make_baseline(entry(steps=10, eval_every_steps=1)), 0.2, 1.0)
-    assert verdict.status == status
+    """Commit the submission, change it, and pair the change against the committed version."""
+    git = ("git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(pytester.path))
+    pytester.run(*git[:-2], "init", "-q", str(pytester.path))
+    pytester.run(*git, "add", "tinysgd")
+    assert pytester.run(*git, "commit", "-q", "-m", "baseline").ret == 0
+    write_submission(pytester.path, source=TINY_SUBMISSION.replace("tinysgd:", "tinysgd, changed:"))
+    result = run_tiny(
+        pytester, f"--algoperf-baseline={baseline}", "--algoperf-baseline-code=git:HEAD", PAIRED_SEC
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    paired = read_results(pytester)["runs"][0]["paired"]
+    assert "tinysgd-pytorch-HEAD" in paired["baseline_code"] and paired["pairs"] >= 6
 
 
-def test_steps_are_not_compared_across_different_eval_schedules() -> None:
-    """Under the time-based schedule (or another step interval), steps depend on machine speed."""
-    for result_schedule, baseline_schedule in ((None, None), (1, None), (None, 1), (5, 1)):
-        result = make_result(time=2.0, steps=100, eval_every_steps=result_schedule)
-        baseline = make_baseline(entry(steps=10, eval_every_steps=baseline_schedule))
-        assert compare(result, baseline, 0.2).status == "ok"
+def test_baseline_code_at_an_unknown_git_revision_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    write_tiny_project(pytester)
+    pytester.run("git", "init", "-q", str(pytester.path))
+    result = run_tiny(pytester, "--algoperf-baseline-code=git:no-such-revision")
+    assert_usage_error(result, "--algoperf-baseline-code=git:no-such-revision: git archive failed")
 
 
-def test_missing_a_target_the_baseline_met_is_a_regression() -> None:
-    verdict = compare(make_result(reached=False), make_baseline(entry(time=2.0)), tolerance=10.0)
-    assert verdict.status == "regressed"
-    assert "missed the target the baseline met in 2.00 s" in verdict.detail
-
-
-def test_a_baseline_that_never_reached_the_target_cannot_be_regressed_against() -> None:
-    baseline = make_baseline(entry(reached=False))
-    assert compare(make_result(reached=False), baseline, 0.2).status == "ok"
-    assert compare(make_result(time=100.0), baseline, 0.2).status == "ok"
-
-
-def test_a_single_submission_baseline_is_the_reference_for_any_submission_name() -> None:
-    verdict = compare(make_result(submission="sgd_copy", time=2.1), make_baseline(entry("sgd")), 0.2)
-    assert verdict.status == "ok"
-
-
-def test_with_several_submissions_in_the_baseline_only_the_same_name_matches() -> None:
-    baseline = make_baseline(entry("sgd"), entry("adam"))
-    assert compare(make_result(submission="sgd_copy"), baseline, 0.2).status == "new"
-    assert compare(make_result(submission="adam", time=9.0), baseline, 0.2).status == "regressed"
-
-
-def test_save_then_load_round_trips_and_leaves_out_runs_that_errored(tmp_path: Path) -> None:
-    errored = make_result(submission="broken")
-    errored.stop_reason = "error"
-    path = tmp_path / "nested" / "baseline.json"
-    runs = [make_result(time=1.5, eval_every_steps=4), make_result(submission="slow", reached=False), errored]
-    save_baseline(path, runs, {})
-    loaded = load_baseline(path)
-    assert set(loaded.entries) == {"sgd/pytorch/tiny", "slow/pytorch/tiny"}
-    assert loaded.entries["sgd/pytorch/tiny"] == BaselineEntry("sgd", "pytorch", "tiny", True, 1.5, 10, 4)
-    assert loaded.entries["slow/pytorch/tiny"].time_to_target is None
+def test_baseline_code_that_fails_fails_the_test_but_keeps_the_measured_run(
+    pytester: pytest.Pytester,
+) -> None:
+    write_tiny_project(pytester)
+    write_submission(pytester.path, "broken", raise_at_step=2)
+    result = run_tiny(pytester, "--algoperf-baseline-code=broken", PAIRED_SEC)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*while measuring step times against the baseline's code 'broken (baseline code)'"]
+    )
+    run = read_results(pytester)["runs"][0]
+    assert run["reached"] is True and run["stop_reason"] == "targets reached"
+    assert run["paired"] == {"error": "RuntimeError: tinysgd fails on purpose at step 2"}

@@ -6,7 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from tiny import TINY_SUBMISSION, TinyWorkload, read_results, run_tiny, write_submission, write_tiny_project
+from tiny import (
+    TINY_SUBMISSION,
+    TinyWorkload,
+    held_submission,
+    read_results,
+    run_tiny,
+    write_submission,
+    write_tiny_project,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -64,9 +72,16 @@ def test_self_tuning_passes_no_hyperparameters_and_one_and_a_half_times_the_budg
     assert {run["budget_sec"] for run in runs} == {1.5 * TinyWorkload.max_allowed_runtime_sec}
 
 
+def write_slower_pair(pytester: pytest.Pytester) -> None:
+    """tinysgd and tinyslow (half its learning rate: about 2x the steps), every step of both held to 2 ms, so
+    that tinyslow is about 2x slower to its target on any load, and well within AlgoPerf's 4x cut-off."""
+    write_submission(pytester.path, name="tinysgd", source=held_submission(0.002))
+    write_submission(pytester.path, name="tinyslow", source=held_submission(0.002), learning_rate=0.1)
+
+
 def test_several_submissions_get_scores_a_report_and_figures(pytester: pytest.Pytester) -> None:
     write_tiny_project(pytester)
-    write_submission(pytester.path, name="tinyslow", learning_rate=0.1)  # about 2x slower
+    write_slower_pair(pytester)
     result = run_tiny(pytester, "--algoperf-submission=tinyslow")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
@@ -82,7 +97,7 @@ def test_several_submissions_get_scores_a_report_and_figures(pytester: pytest.Py
 
 def test_scores_can_be_relative_to_a_named_reference_submission(pytester: pytest.Pytester) -> None:
     write_tiny_project(pytester)
-    write_submission(pytester.path, name="tinyslow", learning_rate=0.1)  # about 2x slower
+    write_slower_pair(pytester)
     result = run_tiny(pytester, "--algoperf-submission=tinyslow", "--algoperf-reference-submission=tinyslow")
     result.stdout.fnmatch_lines(["submission*score*speedup vs tinyslow*", "tinyslow*1.000*1.00x*"])
 

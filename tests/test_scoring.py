@@ -1,4 +1,4 @@
-"""Behaviour of pytest_algoperf.scoring: the AlgoPerf scoring rules of ALGOPERF.md sections 4 and 5.
+"""Behaviour of pytest_algoperf.score.profiles and .trials: AlgoPerf's scoring rules (ALGOPERF.md 4, 5).
 
 Times are seconds to reach the validation target, ``math.inf`` when the target was missed; tables are
 keyed ``times[submission][workload]``.
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_algoperf.scoring import (
+from pytest_algoperf.score.profiles import (
     apply_cutoff,
     benchmark_scores,
     couple_variants,
@@ -22,9 +22,8 @@ from pytest_algoperf.scoring import (
     per_workload_speedups,
     performance_profile,
     performance_ratios,
-    study_time,
-    workload_time,
 )
+from pytest_algoperf.score.trials import study_time, workload_time
 
 INF = math.inf
 bounded = settings(max_examples=100, deadline=None)

@@ -1,4 +1,4 @@
-"""Behaviour of pytest_algoperf.search_space: tuning_search_space.json (ALGOPERF.md section 4)."""
+"""Behaviour of pytest_algoperf.score.search_space: tuning_search_space.json (ALGOPERF.md section 4)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_algoperf.search_space import (
+from pytest_algoperf.score.search_space import (
     SearchSpace,
     SearchSpaceError,
     load_search_space,

@@ -246,6 +246,29 @@ def data_selection(
 '''
 
 
+HOLD = '''
+import time as _time
+
+STEP_SEC = {seconds}
+
+
+def update_params(**kwargs):
+    """tinysgd's step, then held until STEP_SEC after it began: a known step time."""
+    deadline = _time.perf_counter() + STEP_SEC
+    outputs = _tiny_update_params(**kwargs)
+    {hold}
+    return outputs
+'''
+SPIN = "while _time.perf_counter() < deadline:\n        pass"  # busy, like real work: slowed by contention
+SLEEP = "_time.sleep(max(0.0, deadline - _time.perf_counter()))"  # idle: a waking sleeper is scheduled first
+
+
+def held_submission(step_sec: float, busy: bool = True) -> str:
+    """tinysgd whose every step lasts ``step_sec``, spinning (``busy``) or sleeping the rest of it."""
+    source = TINY_SUBMISSION.replace("def update_params(", "def _tiny_update_params(", 1)
+    return source + HOLD.format(seconds=step_sec, hold=SPIN if busy else SLEEP)
+
+
 def search_space_text(**hyperparameters: float) -> str:
     """A tuning_search_space.json in list form: one fixed point, the learning rate 0.2 unless given."""
     return json.dumps([{"learning_rate": TINY_LEARNING_RATE, **hyperparameters}])

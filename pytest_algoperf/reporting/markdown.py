@@ -7,10 +7,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_algoperf.aggregate import Scoreboard, TimesByFramework
-from pytest_algoperf.baseline import Verdict
-from pytest_algoperf.reporting.tables import as_markdown, runs_table, scores_table, workload_times_table
+from pytest_algoperf.gate.verdicts import Verdict
+from pytest_algoperf.reporting.tables import (
+    as_markdown,
+    gate_table,
+    runs_table,
+    scores_table,
+    workload_times_table,
+)
 from pytest_algoperf.results import RunResult
+from pytest_algoperf.score.boards import Scoreboard, TimesByFramework
 
 
 def render_report(
@@ -32,6 +38,10 @@ def render_report(
         f"commit {document.get('commit') or '-'}.",
         "",
     ]
+    if verdicts:
+        lines += ["## Regression gate", "", *as_markdown(gate_table(verdicts.values())), ""]
+        lines += [f"- **{v.status}** {v.result.test_id}: {v.detail}" for v in verdicts.values() if v.detail]
+        lines.append("")
     for board in boards:
         lines += [f"## Scores ({board.framework})", "", *as_markdown(scores_table(board)), ""]
     lines += ["## Workload times", "", "Median over studies of each study's fastest trial to target.", ""]

@@ -13,15 +13,16 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from pytest_algoperf.aggregate import Scoreboard
 from pytest_algoperf.results import RunResult
-from pytest_algoperf.scoring import performance_profile
+from pytest_algoperf.score.boards import Scoreboard
+from pytest_algoperf.score.profiles import performance_profile
+from pytest_algoperf.score.trials import StudyChoice
 
 
 def plot_performance_profile(board: Scoreboard, path: Path, max_tau: float = 4.0) -> Path:
     """rho_s(tau), the share of workloads each submission solves within tau times the best (section 5)."""
     taus = np.linspace(1.0, max_tau, 100)
-    figure = Figure(figsize=(6, 4))
+    figure = Figure(figsize=(7, 4.5) if len(board.ratios) > 4 else (6, 4))
     axes = figure.subplots()
     num_workloads = len(next(iter(board.ratios.values())))
     for submission, row in board.ratios.items():
@@ -33,7 +34,7 @@ def plot_performance_profile(board: Scoreboard, path: Path, max_tau: float = 4.0
         ylim=(-0.02, 1.02),
         title=f"Performance profiles ({board.framework})",
     )
-    axes.legend()
+    axes.legend(fontsize="small" if len(board.ratios) > 4 else None, loc="best")
     return _save(figure, path)
 
 
@@ -62,6 +63,57 @@ def plot_learning_curves(results: Sequence[RunResult], folder: Path) -> list[Pat
         axes.legend(fontsize="small")
         paths.append(_save(figure, folder / f"curves_{workload}_{framework}.png"))
     return paths
+
+
+def plot_best_trials(board: Scoreboard, folder: Path) -> list[Path]:
+    """One figure per workload of a board: the validation metric against submission time of each study's
+    best trial, one colour per submission. A study that missed shows its trial with the best value, dashed."""
+    by_workload: dict[str, list[StudyChoice]] = defaultdict(list)
+    for choice in board.choices:
+        by_workload[choice.workload].append(choice)
+    submissions = sorted({c.submission for c in board.choices})
+    colours = {s: f"C{i % 10}" for i, s in enumerate(submissions)}
+    styles = {s: "-" if i < 10 else "-." for i, s in enumerate(submissions)}
+    paths = []
+    for workload, choices in sorted(by_workload.items()):
+        first = choices[0].trials[0]
+        metric = f"validation/{first.target_metric}"
+        figure = Figure(figsize=(7, 4.5))
+        axes = figure.subplots()
+        labelled: set[str] = set()
+        for choice in choices:
+            run = choice.chosen or _closest_trial(choice.trials)
+            if run is None or not run.evals:
+                continue
+            label = choice.submission if choice.submission not in labelled else None
+            labelled.add(choice.submission)
+            axes.plot(
+                [record.score for record in run.evals],
+                [record.metrics.get(metric, np.nan) for record in run.evals],
+                color=colours[choice.submission],
+                linestyle=styles[choice.submission] if choice.chosen else ":",
+                linewidth=1.2,
+                alpha=0.85,
+                label=label,
+            )
+        axes.axhline(first.validation_target, color="grey", linestyle="--", linewidth=1, label="target")
+        axes.set(
+            xlabel="submission time (s)",
+            ylabel=metric,
+            title=f"{workload}: best trial of each study ({board.title})",
+        )
+        axes.legend(fontsize="x-small", ncol=2 if len(labelled) > 6 else 1, loc="best")
+        paths.append(_save(figure, folder / f"curves_{board.slug}_{workload}.png"))
+    return paths
+
+
+def _closest_trial(trials: Sequence[RunResult]) -> RunResult | None:
+    """The trial whose best validation value came closest to the target."""
+    with_values = [t for t in trials if t.best_validation is not None]
+    if not with_values:
+        return trials[0] if trials else None
+    pick = max if with_values[0].higher_is_better else min
+    return pick(with_values, key=lambda t: t.best_validation)
 
 
 def _save(figure: Figure, path: Path) -> Path:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from pytest_algoperf.aggregate import Scoreboard, TimesByFramework
-from pytest_algoperf.baseline import Verdict
+from pytest_algoperf.gate.verdicts import Verdict
+from pytest_algoperf.load import LoadReport
 from pytest_algoperf.results import RunResult
+from pytest_algoperf.score.boards import Scoreboard, TimesByFramework
 
 Table = list[list[str]]  # the first row is the header
 
@@ -17,9 +18,19 @@ def seconds(value: float | None) -> str:
 
 
 def reached(result: RunResult) -> str:
-    if result.stop_reason == "error":
-        return "error"
-    return "yes" if result.reached else ("diverged" if result.stop_reason == "diverged" else "no")
+    if result.stop_reason in ("error", "crashed", "interrupted", "diverged"):
+        return result.stop_reason
+    if result.met_target and not result.reached:
+        return "over time budget"
+    return "yes" if result.reached else "no"
+
+
+def load_mark(result: RunResult) -> str:
+    """How many CPUs other processes kept busy while the run trained; ``contended`` marks a suspect time."""
+    report = LoadReport.from_json(result.load)
+    if report is None or report.other_cpus is None:
+        return "-"
+    return f"{report.other_cpus:.2f} CPUs" + (" contended" if report.contended else "")
 
 
 def runs_table(results: Sequence[RunResult], verdicts: Mapping[str, Verdict]) -> Table:
@@ -33,6 +44,7 @@ def runs_table(results: Sequence[RunResult], verdicts: Mapping[str, Verdict]) ->
         "steps to target",
         "evals",
         "eval time",
+        "others' load",
     ]
     if any(r.study or r.trial for r in results):
         header[3:3] = ["study", "trial"]
@@ -47,13 +59,38 @@ def runs_table(results: Sequence[RunResult], verdicts: Mapping[str, Verdict]) ->
             "-" if r.steps_to_target is None else str(r.steps_to_target),
             str(r.num_evals),
             seconds(r.eval_time),
+            load_mark(r),
         ]
         if "study" in header:
             row[3:3] = [str(r.study), str(r.trial)]
         if verdicts:
             verdict = verdicts.get(r.test_id)
-            row.append("-" if verdict is None else f"{verdict.status}: {verdict.detail}")
+            row.append("-" if verdict is None else verdict.status)
         table.append(row)
+    return table
+
+
+def gate_table(verdicts: Iterable[Verdict]) -> Table:
+    """The regression gate, a row per run and measure: baseline, now, ratio, interval, threshold, verdict."""
+    table = [["run", "measure", "baseline", "now", "ratio", "interval", "threshold", "verdict"]]
+    for verdict in verdicts:
+        if not verdict.comparisons:
+            table.append(
+                [verdict.result.test_id, "-", "-", "-", "-", "-", "-", f"{verdict.status}: {verdict.detail}"]
+            )
+        for c in verdict.comparisons:
+            ratio = "-" if c.ratio is None else f"{c.ratio:.3f}"
+            row = [
+                verdict.result.test_id,
+                c.measure,
+                c.baseline,
+                c.now,
+                ratio,
+                c.interval,
+                c.threshold,
+                c.status,
+            ]
+            table.append(row)
     return table
 
 

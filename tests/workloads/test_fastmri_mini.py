@@ -32,7 +32,7 @@ from algoperf_workloads.fastmri_mini.data import (
     make_split,
 )
 from algoperf_workloads.fastmri_mini.workload import batch_ssim, structural_similarity, zero_filled_ssim
-from pytest_algoperf.search_space import load_search_space
+from pytest_algoperf.score.search_space import load_search_space
 from pytest_algoperf.spec import ForwardPassMode
 
 torch = pytest.importorskip("torch")

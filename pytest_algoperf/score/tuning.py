@@ -14,7 +14,7 @@ from __future__ import annotations
 import collections
 from typing import Any
 
-from pytest_algoperf.search_space import SearchSpace, SearchSpaceError, study_seed
+from pytest_algoperf.score.search_space import SearchSpace, SearchSpaceError, study_seed
 
 RULESETS = ("external", "self")
 SELF_TUNING_BUDGET_FACTOR = 1.5

@@ -1,4 +1,4 @@
-"""AlgoPerf scoring as small pure functions (ALGOPERF.md sections 4 and 5).
+"""Profiles and scores: AlgoPerf's scoring formulas as small pure functions (ALGOPERF.md section 5).
 
 A time is the submission time in seconds to reach the validation target; ``math.inf`` marks a missed
 target. A times table is keyed ``times[submission][workload]``; every submission must list the same
@@ -8,14 +8,14 @@ workloads. Nothing here mutates its inputs: every function returns new dicts or 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 
 import numpy as np
 
 Times = Mapping[str, Mapping[str, float]]
 
 
-def _check_time(value: float, where: str) -> float:
+def check_time(value: float, where: str) -> float:
     """Returns ``value`` as a float, or raises if it is not a positive number or ``math.inf``."""
     try:
         t = float(value)
@@ -42,30 +42,8 @@ def _check_table(times: Times) -> dict[str, dict[str, float]]:
                 f"submission {sub!r} has workloads {sorted(row)} but the first submission has "
                 f"{sorted(expected)}; every submission needs a time (math.inf if missed) on every workload"
             )
-        table[sub] = {w: _check_time(t, f"times[{sub!r}][{w!r}]") for w, t in row.items()}
+        table[sub] = {w: check_time(t, f"times[{sub!r}][{w!r}]") for w, t in row.items()}
     return table
-
-
-def study_time(trial_times: Sequence[float]) -> float:
-    """A study's time: its fastest trial that reached the target, inf if none did (ALGOPERF.md section 4)."""
-    if len(trial_times) == 0:
-        raise ValueError("study_time needs at least one trial time")
-    return min(_check_time(t, f"trial {i}") for i, t in enumerate(trial_times))
-
-
-def workload_time(study_times: Sequence[float]) -> float:
-    """A workload's time: the median over studies, where inf counts as a value (ALGOPERF.md section 4).
-
-    With an even count it is the mean of the two middle values, so inf if either is inf. Hence the
-    result is inf exactly when at least half of the studies missed the target.
-    """
-    n = len(study_times)
-    if n == 0:
-        raise ValueError("workload_time needs at least one study time")
-    ordered = sorted(_check_time(t, f"study {i}") for i, t in enumerate(study_times))
-    if n % 2:
-        return ordered[n // 2]
-    return (ordered[n // 2 - 1] + ordered[n // 2]) / 2
 
 
 def _best_times(table: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
@@ -134,7 +112,7 @@ def _inf_variants_of_inf_bases(
             if name not in times_of_one_submission:
                 raise ValueError(f"variant coupling needs a time for workload {name!r}, which is missing")
     return {
-        w: math.inf if w in base_of and math.isinf(times_of_one_submission[base_of[w]]) else _check_time(t, w)
+        w: math.inf if w in base_of and math.isinf(times_of_one_submission[base_of[w]]) else check_time(t, w)
         for w, t in times_of_one_submission.items()
     }
 
@@ -153,27 +131,20 @@ def couple_variants(
     return {w: math.inf if w in missed else t for w, t in times.items() if w not in base_of}
 
 
-def benchmark_scores(
+def scored_ratios(
     times: Times,
     *,
     reference: str | None = None,
-    max_tau: float = 4.0,
-    num_points: int = 100,
     base_workloads: Collection[str] | None = None,
     variants: Mapping[str, str] | None = None,
-) -> dict[str, float]:
-    """The benchmark score B_s in [0, 1] of every submission (ALGOPERF.md section 5, steps 1 to 5).
+) -> dict[str, dict[str, float]]:
+    """The ratios the profile counts: ALGOPERF.md section 5, steps 1, 2 and 5, in AlgoPerf's order.
 
-    Steps: with ``variants`` (v0.5 rule, see couple_variants) variants of missed bases become inf; the
-    4x cut-off on every workload; then bases with a missed variant become inf and variants are dropped;
-    ratios (to the best, or to ``reference``); rho on ``np.linspace(1, max_tau, num_points)``; trapezoid
-    integral divided by ``max_tau - 1``. ``base_workloads`` names the scored workloads (others are
-    ignored, as v0.6 does with variants); by default every non-variant workload is scored.
+    With ``variants`` (v0.5 rule, see couple_variants) variants of missed bases become inf; the 4x cut-off
+    on every workload; then bases with a missed variant become inf and variants are dropped; ratios to the
+    best, or to ``reference``. ``base_workloads`` names the scored workloads (others are ignored, as v0.6
+    does with variants); by default every non-variant workload is scored.
     """
-    if not max_tau > 1:
-        raise ValueError(f"max_tau must be > 1, got {max_tau!r}")
-    if num_points < 2:
-        raise ValueError(f"num_points must be >= 2, got {num_points}")
     table = _check_table(times)
     if variants:
         table = {s: _inf_variants_of_inf_bases(row, variants) for s, row in table.items()}
@@ -189,13 +160,40 @@ def benchmark_scores(
                 f"base_workloads must name some of the base workloads {sorted(known)}; got {sorted(scored)}"
             )
         table = {s: {w: row[w] for w in scored} for s, row in table.items()}
-    ratios = performance_ratios(table, reference)
+    return performance_ratios(table, reference)
+
+
+def score_of_ratios(
+    ratios: Mapping[str, float], num_base_workloads: int, max_tau: float = 4.0, num_points: int = 100
+) -> float:
+    """B_s: the profile on ``np.linspace(1, max_tau, num_points)``, integrated by the trapezoid rule,
+    divided by ``max_tau - 1`` (ALGOPERF.md section 5, steps 3 and 4)."""
     taus = np.linspace(1.0, max_tau, num_points)
-    num_base = len(next(iter(table.values())))
-    return {
-        s: float(np.trapezoid(performance_profile(r, taus, num_base), taus) / (max_tau - 1))
-        for s, r in ratios.items()
-    }
+    profile = performance_profile(ratios, taus, num_base_workloads)
+    return float(np.trapezoid(profile, taus) / (max_tau - 1))
+
+
+def benchmark_scores(
+    times: Times,
+    *,
+    reference: str | None = None,
+    max_tau: float = 4.0,
+    num_points: int = 100,
+    base_workloads: Collection[str] | None = None,
+    variants: Mapping[str, str] | None = None,
+) -> dict[str, float]:
+    """The benchmark score B_s in [0, 1] of every submission (ALGOPERF.md section 5, steps 1 to 5).
+
+    See scored_ratios for the steps before the profile; rho is divided by the number of scored base
+    workloads.
+    """
+    if not max_tau > 1:
+        raise ValueError(f"max_tau must be > 1, got {max_tau!r}")
+    if num_points < 2:
+        raise ValueError(f"num_points must be >= 2, got {num_points}")
+    ratios = scored_ratios(times, reference=reference, base_workloads=base_workloads, variants=variants)
+    num_base = len(next(iter(ratios.values())))
+    return {s: score_of_ratios(r, num_base, max_tau, num_points) for s, r in ratios.items()}
 
 
 def per_workload_speedups(
@@ -213,11 +211,11 @@ def per_workload_speedups(
     for w in times_a:
         if w not in budgets:
             raise ValueError(f"no budget for workload {w!r}; pass budgets[{w!r}] in seconds")
-        budget = _check_time(budgets[w], f"budgets[{w!r}]")
+        budget = check_time(budgets[w], f"budgets[{w!r}]")
         if math.isinf(budget):
             raise ValueError(f"budgets[{w!r}] must be finite")
-        a = _check_time(times_a[w], f"times_a[{w!r}]")
-        b = _check_time(times_b[w], f"times_b[{w!r}]")
+        a = check_time(times_a[w], f"times_a[{w!r}]")
+        b = check_time(times_b[w], f"times_b[{w!r}]")
         cap = budget + 1.0
         speedups[w] = (cap if math.isinf(b) else b) / (cap if math.isinf(a) else a)
     return speedups
