@@ -16,6 +16,7 @@ from pytest_algoperf.frameworks import FRAMEWORKS
 from pytest_algoperf.gate.schedule import SCHEDULES
 from pytest_algoperf.gate.verdicts import Tolerances, parse_tolerances
 from pytest_algoperf.score.tuning import RULESETS
+from pytest_algoperf.submission import default_frameworks
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -43,7 +44,10 @@ OPTIONS = [
         repeatable=True,
     ),
     OptionSpec(
-        "--algoperf-framework", "pytorch or jax, or a comma list of both (default: pytorch)", "pytorch"
+        "--algoperf-framework",
+        "pytorch or jax, or a comma list of both (default: the one the submission files are written for, "
+        "else pytorch)",
+        "",
     ),
     OptionSpec("--algoperf-workloads", "comma list of workloads (default: every base workload)", ""),
     OptionSpec(
@@ -216,7 +220,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
     raw = {option.dest: raw_value(config, option) for option in OPTIONS}
     rootdir = Path(config.rootpath)  # the output folder is rootdir-relative, like pytest's cache_dir
     invocation_dir = Path(config.invocation_params.dir)
-    frameworks = _comma_list(raw["algoperf_framework"])
+    submissions = tuple(dict.fromkeys(raw["algoperf_submission"] or ()))
+    frameworks = _comma_list(raw["algoperf_framework"]) or default_frameworks(submissions, invocation_dir)
     for framework in frameworks:
         _check_choice("--algoperf-framework", framework, FRAMEWORKS)
     _check_choice("--algoperf-device", raw["algoperf_device"], DEVICES)
@@ -237,7 +242,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
             "--algoperf-update-baseline needs --algoperf-baseline=FILE: the file whose entries it rewrites"
         )
     return Settings(
-        submissions=tuple(dict.fromkeys(raw["algoperf_submission"] or ())),
+        submissions=submissions,
         frameworks=tuple(frameworks),
         workloads=tuple(_comma_list(raw["algoperf_workloads"])),
         device=raw["algoperf_device"],

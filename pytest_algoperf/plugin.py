@@ -28,6 +28,7 @@ from pytest_algoperf.recorder import ResultsRecorder
 from pytest_algoperf.registry import WorkloadRegistry, builtin_entries
 from pytest_algoperf.reporting.tables import as_text
 from pytest_algoperf.reporting.terminal import ProgressReporter
+from pytest_algoperf.run_warnings import RunWarnings
 from pytest_algoperf.session import AlgoPerfSession
 
 SESSION = pytest.StashKey[AlgoPerfSession]()
@@ -55,6 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
     under_xdist = _is_xdist_worker(config) or bool(getattr(config.option, "numprocesses", None))
     session.prepare(Path(config.invocation_params.dir), under_xdist=under_xdist)
     config.stash[SESSION] = session
+    config.pluginmanager.register(RunWarnings(), "algoperf-run-warnings")
     if not _is_xdist_worker(config) and session.group.is_main:
         config.pluginmanager.register(ProgressReporter(config), "algoperf-progress")
         config.pluginmanager.register(ResultsRecorder(config, session), "algoperf-recorder")

@@ -66,6 +66,7 @@ class RunResult:
     load: dict[str, Any] | None = None  # pytest_algoperf.load.LoadReport: what other processes took meanwhile
     paired: dict[str, Any] | None = None  # pytest_algoperf.gate.paired: step time against the baseline's code
     evals: list[EvalRecord] = field(default_factory=list)
+    logged_metrics: list[dict[str, Any]] = field(default_factory=list)  # workload.metrics_logger's rows
 
     @property
     def key(self) -> str:
