@@ -234,7 +234,7 @@ class ResultsRecorder:
             accepted = " (accepted: --algoperf-update-baseline)" if self.settings.update_baseline else ""
             terminalreporter.write_line(
                 f"baseline {self.session.baseline.path}: "
-                + ", ".join(f"{n} {status}" for status, n in counts.items())
+                + ", ".join(f"{n} {status}" for status, n in counts.items() if n or status == "regressed")
                 + f"{accepted}; tolerance {self.settings.tolerances.describe()}"
                 f" + {self.settings.tolerances.seconds:g} s on stored times; steps exact"
             )
