@@ -85,17 +85,9 @@ def write_eval_measurements(path: Path, result: RunResult) -> None:
         writer = csv.writer(handle)
         writer.writerow([*CLOCK_COLUMNS, *metric_names])
         for record in result.evals:
-            clock = {
-                "accumulated_eval_time": record.accumulated_eval_time,
-                "accumulated_logging_time": record.accumulated_logging_time,
-                "accumulated_submission_time": record.score,
-                "global_step": record.global_step,
-                "preemption_count": 0,
-                "score": record.score,
-                "total_duration": record.total_duration,
-            }
+            row = eval_row(record)
             writer.writerow(
-                [*(clock[c] for c in CLOCK_COLUMNS), *(record.metrics.get(m, "") for m in metric_names)]
+                [*(row[c] for c in CLOCK_COLUMNS), *(record.metrics.get(m, "") for m in metric_names)]
             )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from pytest_algoperf.gate.paired import ratio_estimate
 from pytest_algoperf.loop import Trainer, run_benchmark
@@ -26,6 +27,20 @@ class Overhead:
     steps: int
 
 
+def select(trainer: Trainer, step: int, rng: Any) -> Any:
+    """The submission's own ``data_selection``, called as the harness calls it."""
+    return trainer.submission.module.data_selection(
+        workload=trainer.workload,
+        input_queue=trainer.input_queue,
+        optimizer_state=trainer.optimizer_state,
+        current_param_container=trainer.params,
+        model_state=trainer.model_state,
+        hyperparameters=trainer.hyperparameters,
+        global_step=step,
+        rng=rng,
+    )
+
+
 def bare_block(bench: Bench, steps: int) -> float:
     """Seconds a step of the submission's own calls takes: one key, one synchronisation at the end."""
     trainer = Trainer.start(bench.workload, bench.submission, bench.adapter, bench.settings)
@@ -34,16 +49,7 @@ def bare_block(bench: Bench, steps: int) -> float:
     module, workload, rng = bench.submission.module, bench.workload, trainer.keys[1]
     begin = time.perf_counter()
     for step in range(1, steps + 1):
-        batch = module.data_selection(
-            workload=workload,
-            input_queue=trainer.input_queue,
-            optimizer_state=trainer.optimizer_state,
-            current_param_container=trainer.params,
-            model_state=trainer.model_state,
-            hyperparameters=trainer.hyperparameters,
-            global_step=step,
-            rng=rng,
-        )
+        batch = select(trainer, step, rng)
         trainer.optimizer_state, trainer.params, trainer.model_state = module.update_params(
             workload=workload,
             current_param_container=trainer.params,
@@ -94,19 +100,9 @@ def overhead(bench: Bench, block_sec: float, pairs: int) -> Overhead:
 def data_selection_share(bench: Bench, steps: int, bare_step_sec: float) -> float:
     """``data_selection`` alone, as a share of a bare step."""
     trainer = Trainer.start(bench.workload, bench.submission, bench.adapter, bench.settings)
-    module = bench.submission.module
     begin = time.perf_counter()
     for step in range(steps):
-        module.data_selection(
-            workload=bench.workload,
-            input_queue=trainer.input_queue,
-            optimizer_state=trainer.optimizer_state,
-            current_param_container=trainer.params,
-            model_state=trainer.model_state,
-            hyperparameters=trainer.hyperparameters,
-            global_step=step,
-            rng=trainer.step_keys(step)[0],
-        )
+        select(trainer, step, trainer.step_keys(step)[0])
     return (time.perf_counter() - begin) / steps / bare_step_sec
 
 
