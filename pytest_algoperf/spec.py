@@ -68,6 +68,9 @@ class Workload(abc.ABC):
 
     name: str = ""
     base_name: str = ""
+    # The hardware profile whose budget applies (``pytest_algoperf.hardware.profiles``); "" when the budget is
+    # the workload's own, as with class attributes.
+    hardware_profile: str = ""
 
     def __init__(self, data_dir: str | None = None, device: str = "cpu") -> None:
         self.data_dir = data_dir  # real data files, for workloads that read them
