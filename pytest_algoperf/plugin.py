@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 
-from pytest_algoperf import hookspecs
+from pytest_algoperf import hookspecs, shards
 from pytest_algoperf.clock import BenchmarkClock
 from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.gate.schedule import uses_step_mode
+from pytest_algoperf.hardware.gpus import worker_index
+from pytest_algoperf.hardware.selection import header_lines
 from pytest_algoperf.items import BenchmarkItem, BenchmarkSuite
 from pytest_algoperf.options import add_options, resolve_settings
 from pytest_algoperf.recorder import ResultsRecorder
@@ -50,8 +52,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for entry in builtin_entries():
         registry.add(entry)
     config.hook.pytest_algoperf_add_workloads(registry=registry)
-    workers = config.workerinput["workercount"] if _is_xdist_worker(config) else 1  # type: ignore[attr-defined]
-    session = AlgoPerfSession(settings, registry, workers=workers)
+    workers, worker = _xdist_workers(config)
+    session = AlgoPerfSession(settings, registry, workers=workers, worker_index=worker)
     under_xdist = _is_xdist_worker(config) or bool(getattr(config.option, "numprocesses", None))
     session.prepare(Path(config.invocation_params.dir), under_xdist=under_xdist)
     config.stash[SESSION] = session
@@ -84,6 +86,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
             f"algoperf: torchrun rank {group.rank} of {group.world_size} ({group.backend}); "
             "DDP in every run, rank 0 reports"
         )
+    lines += header_lines(session.hardware, session.workers)
+    lines += [line] if (line := shards.header_line(session)) else []
     lines += _gate_header(session)
     uncalibrated = [e.name for e in session.registry if not e.in_default_suite and e.name not in s.workloads]
     if uncalibrated and not s.workloads:
@@ -106,6 +110,7 @@ def pytest_collection_modifyitems(
         return
     suite = BenchmarkSuite.from_parent(session, name="algoperf", nodeid="algoperf", algoperf=algoperf)
     items[:] = list(suite.collect())
+    shards.keep_shard(config, algoperf, items)
     # Report the suite like any collected node, so the terminal counts "collected N items" and xdist sees it.
     session.ihook.pytest_collectreport(report=pytest.CollectReport(suite.nodeid, "passed", None, items))
     for item in items:
@@ -165,6 +170,15 @@ def _gate_header(session: AlgoPerfSession) -> list[str]:
     if s.baseline_code:
         lines.append(f"algoperf: step times paired with the baseline's code: {s.baseline_code}")
     return lines
+
+
+def _xdist_workers(config: pytest.Config) -> tuple[int, int | None]:
+    """(workers benchmarking side by side, this worker's number or None outside workers): in a worker from
+    its workerinput, in the controller from ``-n`` (which pytest-xdist has resolved by now)."""
+    if _is_xdist_worker(config):
+        workerinput = config.workerinput  # type: ignore[attr-defined]
+        return workerinput["workercount"], worker_index(workerinput["workerid"])
+    return max(1, int(getattr(config.option, "numprocesses", 0) or 0)), None
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:

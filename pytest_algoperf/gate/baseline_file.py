@@ -2,8 +2,9 @@
 
 Entries are keyed ``submission/framework/workload``. Each holds the schedule its runs used (eval every N
 steps and the step budget in step mode; nothing in AlgoPerf's time mode), the conditions that decide whether
-steps are reproducible (threads, device), and one record per run (study and trial): whether it met the
-target, its steps and time to target, its step time, and the load the machine was under. Several runs per
+steps are reproducible (threads, device), the hardware profile whose budgets the runs had, and one record
+per run (study and trial): whether it met the target, its steps and time to target, its step time, and the
+load the machine was under. Several runs per
 entry (``--algoperf-studies``, ``--algoperf-trials``) give the spread of step times that stored-time
 comparisons allow for. When the file holds a single submission, it is the reference for whichever submission
 runs against it, so a changed copy of an optimizer (another file, another name) is gated against the original.
@@ -65,6 +66,7 @@ class BaselineEntry:
     step_budget: int | None = None
     threads: int | None = None
     device: str | None = None
+    hardware_profile: str | None = None  # whose budgets the runs had; times compare only within one
 
     def run_for(self, study: int, trial: int) -> BaselineRun:
         """The run of the same study and trial (the same seed), or the entry's first."""
@@ -119,6 +121,7 @@ def entries_of(results: Iterable[RunResult]) -> dict[str, BaselineEntry]:
             first.step_budget,
             first.threads,
             first.device,
+            first.hardware_profile or None,
         )
     return entries
 
@@ -181,6 +184,7 @@ def _entry(value: Mapping[str, Any]) -> BaselineEntry:
         step_budget=_optional(int, value.get("step_budget")),
         threads=_optional(int, value.get("threads")),
         device=_optional(str, value.get("device")),
+        hardware_profile=_optional(str, value.get("hardware_profile")),
     )
 
 

@@ -4,7 +4,7 @@ In a workload's ``calibration.json`` the targets (quality) sit in the entry and 
 its ``profiles`` key holds what depends on speed, with the device it was measured on and how::
 
     "ogbg_mini": {
-      "validation_target": 0.2481, "test_target": 0.2436, "step_hint": 1000, "command": "...", "measured": {...},
+      "validation_target": ..., "test_target": ..., "step_hint": 1000, "command": "...", "measured": {...},
       "profiles": {
         "cpu-1thread": {
           "device": "cpu", "threads": 1,
@@ -145,26 +145,25 @@ def missing_profile_message(
     requested: str | None,
 ) -> str:
     """Say that no profile fits, which ones exist, and the commands that make or choose one."""
-    names = ",".join(workloads)
     existing = "; ".join(f"{name} ({theirs.describe()})" for name, theirs in offered.items()) or "none"
     if requested:
         return (
-            f"--algoperf-hardware-profile={requested}: {', '.join(workloads)} has no hardware profile of that "
-            f"name; its profiles: {existing}"
+            f"--algoperf-hardware-profile={requested}: {', '.join(workloads)} has no hardware profile of "
+            f"that name; its profiles: {existing}"
         )
-    new = device.default_profile_name()
+    calibrate = "python -m pytest_algoperf.calibrate"
     source = next(iter(offered), "PROFILE")
-    target = (
-        f"--device cpu --threads {device.threads}" if device.kind == "cpu" else f"--device {device.kind}"
+    name = device.default_profile_name()
+    on = f"--device cpu --threads {device.threads}" if device.kind == "cpu" else f"--device {device.kind}"
+    matching = (
+        f"--algoperf-threads={offered[source].threads}, or " if device.kind == "cpu" and offered else ""
     )
-    hint = f"--algoperf-threads={offered[source].threads}, or " if device.kind == "cpu" and offered else ""
     return (
-        f"no hardware profile for {framework} on {device.describe()} for {', '.join(workloads)}; "
-        f"profiles: {existing}. Budgets are per hardware, and this session will not borrow another's. "
-        f"Use one that matches ({hint}--algoperf-hardware-profile=NAME to borrow knowingly), "
-        f"or derive one in minutes from a calibrated profile's step rate: python -m pytest_algoperf.calibrate "
-        f"--derive-from {source} {target} --framework {framework} --workload {names} --profile {new} --write, "
-        f"or calibrate one against the shared targets: python -m pytest_algoperf.calibrate --workload W "
-        f"{target} --framework {framework} --keep-targets --max-steps N --eval-period-sec S --profile {new} "
-        "--write"
+        f"no hardware profile for {framework} on {device.describe()} for {', '.join(workloads)}; profiles: "
+        f"{existing}. Budgets are per hardware, and this session will not borrow another's. "
+        f"Match one ({matching}--algoperf-hardware-profile=NAME to borrow its budgets knowingly); "
+        f"or derive one in minutes from a calibrated profile's step rate: {calibrate} --derive-from {source} "
+        f"{on} --framework {framework} --workload {','.join(workloads)} --profile {name} --write; "
+        f"or calibrate one against the shared targets: {calibrate} --workload W {on} --framework {framework} "
+        f"--keep-targets --max-steps N --eval-period-sec S --profile {name} --write"
     )
