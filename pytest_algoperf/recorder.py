@@ -9,7 +9,6 @@ kept in the planned order, so a parallel session's files list them as a serial s
 
 from __future__ import annotations
 
-import shutil
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 
 from pytest_algoperf.conclusion import Conclusion, ConclusionSettings, conclude, write_summary
 from pytest_algoperf.reporting.environment import git_commit, machine_info, software_info
-from pytest_algoperf.reporting.files import write_results, write_run_folder
+from pytest_algoperf.reporting.files import clear_session_files, write_results, write_run_folder
 from pytest_algoperf.results import RunResult
 from pytest_algoperf.session import AlgoPerfSession, PlannedRun
 from pytest_algoperf.shards import session_record, shard_note
@@ -52,14 +51,7 @@ class ResultsRecorder:
         """Clear what the previous session wrote here, so this session's files never mix with older ones
         (use another --algoperf-output to keep them); files of other tools in the folder are left alone."""
         output = self.settings.output
-        for stale in (output / "experiments", output / "curves"):
-            shutil.rmtree(stale, ignore_errors=True)
-        for stale in (
-            output / "results.json",
-            output / "report.md",
-            *output.glob("performance_profile_*.png"),
-        ):
-            stale.unlink(missing_ok=True)
+        clear_session_files(output)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Keep each result as its report arrives and announce it to ``pytest_algoperf_run_finished``."""
