@@ -210,3 +210,39 @@ class CalibratedWorkload(Workload):
         workload's, for a variant): the calibrated step rate from which the regression gate's step schedule
         is derived."""
         return self.calibration.steps_in_budget
+
+
+# ---- writing entries (``python -m pytest_algoperf.calibrate --write``) ------------------------------------
+
+
+def profile_record(values: dict[str, Any], device: DeviceDescription) -> dict[str, Any]:
+    """A profile as the file stores it, from calibrate's flat values (budget, eval period, command ...)."""
+    measured = values.get("measured", {})
+    record: dict[str, Any] = {
+        **device.to_json(),
+        "max_allowed_runtime_sec": values["max_allowed_runtime_sec"],
+        "eval_period_time_sec": values["eval_period_time_sec"],
+    }
+    if measured.get("steps_in_budget") is not None:
+        record["steps_in_budget"] = measured["steps_in_budget"]
+    record.update(command=values.get("command", ""), machine=measured.get("machine", ""))
+    record["date"] = measured.get("date", "")
+    record.update({key: values[key] for key in ("derived", "reruns") if key in values})
+    return record
+
+
+def with_profile(entry: dict[str, Any], name: str, record: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` with profile ``name`` added or replaced; its targets and other profiles unchanged."""
+    return {**entry, PROFILES: {**entry.get(PROFILES, {}), name: record}}
+
+
+def calibrated_entry(
+    values: dict[str, Any], previous: dict[str, Any] | None, name: str, device: DeviceDescription
+) -> dict[str, Any]:
+    """New targets with profile ``name``'s budget, from calibrate's flat values; the previous entry's other
+    profiles are kept (their budgets were measured against the previous targets)."""
+    entry = {key: value for key, value in values.items() if key not in (*hardware.BUDGET_KEYS, "measured")}
+    entry["measured"] = {k: v for k, v in values.get("measured", {}).items() if k != "steps_in_budget"}
+    others = {k: v for k, v in (previous or {}).get(PROFILES, {}).items() if k != name}
+    entry[PROFILES] = {**others, name: profile_record(values, device)}
+    return entry

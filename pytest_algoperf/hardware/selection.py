@@ -168,3 +168,19 @@ def header_lines(choice: HardwareChoice, workers: int) -> list[str]:
         gpus = ", ".join(g.name for g in choice.visible)
         lines.append(f"algoperf: one GPU per pytest-xdist worker: worker k gets the k-th of {gpus}")
     return lines
+
+
+def describe_calibration_device(
+    device: str, threads: int, frameworks: list[str], gpus: list[Gpu] | None = None
+) -> DeviceDescription:
+    """The device ``python -m pytest_algoperf.calibrate`` measures on. JAX trains on every visible GPU and
+    PyTorch (without torchrun) on one, so calibrating both on several GPUs would mix two devices."""
+    if device == "cpu":
+        return DeviceDescription("cpu", threads=threads)
+    visible = visible_gpus() if gpus is None else gpus
+    if len(visible) > 1 and "jax" in frameworks and len(frameworks) > 1:
+        raise ValueError(
+            f"JAX trains on all {len(visible)} visible GPUs and PyTorch on one: set CUDA_VISIBLE_DEVICES to "
+            "the GPUs one run should use (CUDA_VISIBLE_DEVICES=0 for a one-GPU profile)"
+        )
+    return describe_device(device, threads, visible, len(visible) if frameworks == ["jax"] else 1)
