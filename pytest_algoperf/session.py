@@ -151,9 +151,7 @@ class AlgoPerfSession:
         offered = selection.offered_profiles(self.registry, self.workload_names, s.frameworks)
         self.threads = hardware.threads = selection.session_threads(s.threads, processes, offered)
         try:
-            hardware.gpu, hardware.visible = selection.assign_accelerator(
-                s.device, self.workers, self.worker_index, s.share_devices
-            )
+            selection.assign_accelerator(hardware, s.device, self.workers, self.worker_index, s.share_devices)
             selection.check_cpus(processes, self.threads, s.share_devices)
         except DeviceAssignmentError as error:
             raise pytest.UsageError(str(error)) from None

@@ -24,7 +24,7 @@ from pytest_algoperf.hardware.gpus import (
     visible_gpus,
     worker_index,
 )
-from pytest_algoperf.hardware.selection import assign_accelerator, session_threads
+from pytest_algoperf.hardware.selection import HardwareChoice, assign_accelerator, session_threads
 from pytest_algoperf.threads import allowed_cpus
 
 NVIDIA_SMI = """\
@@ -93,8 +93,10 @@ def test_more_workers_than_gpus_is_refused_unless_sharing_is_asked_for() -> None
     with pytest.raises(DeviceAssignmentError, match=r"-n 3 puts 3 pytest-xdist workers on 2 GPUs"):
         gpu_for_worker(gpus, 2, workers=3, share=False)
     assert [gpu_for_worker(gpus, k, workers=3, share=True).name for k in range(3)] == ["5", "7", "5"]
-    assert assign_accelerator("cpu", 3, 2, False, {}, gpus) == (None, gpus)  # --algoperf-device=cpu
-    assert assign_accelerator("auto", 1, None, False, {}, gpus) == (None, gpus)  # serial: every GPU (JAX)
+    for device, workers in (("cpu", 3), ("auto", 1)):  # --algoperf-device=cpu; a serial session (JAX: all)
+        choice = HardwareChoice()
+        assign_accelerator(choice, device, workers, None, False, {}, gpus)
+        assert (choice.gpu, choice.visible, choice.gpu_per_worker) == (None, gpus, False)
 
 
 def test_workers_times_threads_may_not_exceed_the_cpus_unless_sharing_is_asked_for() -> None:

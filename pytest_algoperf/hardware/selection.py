@@ -35,6 +35,7 @@ class HardwareChoice:
 
     threads: int = 1
     gpu: Gpu | None = None  # this worker's GPU, when pytest-xdist workers each got one
+    gpu_per_worker: bool = False  # pytest-xdist workers each train on a GPU of their own
     visible: list[Gpu] = field(default_factory=list)  # the GPUs this process sees
     devices: dict[str, DeviceDescription] = field(default_factory=dict)  # framework -> what budgets need
     profiles: dict[tuple[str, str], str] = field(default_factory=dict)  # (workload, framework) -> profile
@@ -52,6 +53,7 @@ class HardwareChoice:
             "profiles": by_framework,
             "requested": self.requested,
             "gpu": self.gpu.name if self.gpu else None,
+            "gpu_per_worker": self.gpu_per_worker,
         }
 
 
@@ -96,25 +98,27 @@ def check_cpus(processes: int, threads: int, share: bool, cpus: int | None = Non
 
 
 def assign_accelerator(
+    choice: HardwareChoice,
     requested_device: str,
     workers: int,
     worker: int | None,
     share: bool,
     environ: MutableMapping[str, str] | None = None,
     gpus: list[Gpu] | None = None,
-) -> tuple[Gpu | None, list[Gpu]]:
+) -> None:
     """Under pytest-xdist with GPUs present, check there is one per worker (controller) and pin this
-    worker's (worker k gets the k-th); returns (this worker's GPU, the GPUs this process now sees).
-    ``--algoperf-device=cpu`` leaves GPUs alone."""
+    worker's (worker k gets the k-th); records in ``choice`` this worker's GPU and the GPUs this process
+    sees. ``--algoperf-device=cpu`` leaves GPUs alone."""
     environ = os.environ if environ is None else environ
-    found = visible_gpus(environ) if gpus is None else gpus
-    if requested_device == "cpu" or workers <= 1 or not found:
-        return None, found
+    choice.visible = visible_gpus(environ) if gpus is None else list(gpus)
+    choice.gpu_per_worker = requested_device != "cpu" and workers > 1 and bool(choice.visible)
+    if not choice.gpu_per_worker:
+        return
     if worker is None:  # the controller: refuse before any worker starts
-        check_gpu_share(len(found), workers, share, ",".join(g.name for g in found))
-        return None, found
-    gpu = pin_worker_gpu(environ, found, worker, workers, share)
-    return gpu, [gpu]
+        check_gpu_share(len(choice.visible), workers, share, ",".join(g.name for g in choice.visible))
+        return
+    choice.gpu = pin_worker_gpu(environ, choice.visible, worker, workers, share)
+    choice.visible = [choice.gpu]
 
 
 def describe_device(device: str, threads: int, visible: list[Gpu], gpus_per_run: int) -> DeviceDescription:
@@ -164,7 +168,7 @@ def header_lines(choice: HardwareChoice, workers: int) -> list[str]:
             f"algoperf: hardware profile for {framework}: {', '.join(names)}"
             + (borrowed if choice.requested else f" (matches {device.describe()})")
         )
-    if choice.visible and workers > 1:
+    if choice.gpu_per_worker:
         gpus = ", ".join(g.name for g in choice.visible)
         lines.append(f"algoperf: one GPU per pytest-xdist worker: worker k gets the k-th of {gpus}")
     return lines
