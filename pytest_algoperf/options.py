@@ -117,7 +117,8 @@ OPTIONS = [
     ),
     OptionSpec(
         "--algoperf-threads",
-        "CPU threads per benchmark process (default: auto, the cores divided by the pytest-xdist workers)",
+        "CPU threads per benchmark process (default: auto, the CPU hardware profile's thread count that fits "
+        "in the cores divided by the pytest-xdist workers)",
         "auto",
     ),
     OptionSpec(
