@@ -27,7 +27,7 @@ SESSION = (
 )
 # What a seed decides, the same in any two sessions in step mode (times are measured, so they differ).
 DETERMINISTIC = (
-    "test_id", "submission", "study", "seed", "hyperparameters", "reached", "steps_to_target", "global_step",
+    "test_id", "submission", "study", "seed", "hyperparameters", "steps_to_target", "global_step",
     "eval_every_steps", "step_budget", "hardware_profile",
 )  # fmt: skip
 
