@@ -30,7 +30,7 @@ from pytest_algoperf.reporting.terminal import write_table
 from pytest_algoperf.results import RunResult
 from pytest_algoperf.score.boards import Scoreboard, TimesByFramework, scoreboards, workload_times
 
-STATUSES = ("regressed", "inconclusive", "ok", "new")
+STATUSES = ("regressed", "refused", "inconclusive", "ok", "new")
 WorkloadKey = tuple[str, str, str]  # (framework, submission, workload)
 
 
@@ -229,11 +229,11 @@ def write_summary(
 
 def _write_verdicts(terminal: Terminal, conclusion: Conclusion) -> None:
     for verdict in conclusion.verdicts.values():
-        if verdict.status in ("regressed", "inconclusive"):
+        if verdict.status in ("regressed", "refused", "inconclusive"):
             result = verdict.result
             terminal.write_line(
                 f"{verdict.status.upper()} {result.workload} ({result.test_id}): {verdict.detail}",
-                red=verdict.status == "regressed",
+                red=verdict.status != "inconclusive",
                 yellow=verdict.status == "inconclusive",
             )
         elif verdict.status == "new":

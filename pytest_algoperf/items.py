@@ -49,6 +49,10 @@ def describe_miss(result: RunResult) -> str:
     )
 
 
+class BaselineRefused(Exception):
+    """The baseline entry was made under another calibration: comparing would be meaningless."""
+
+
 class BenchmarkSuite(pytest.Collector):
     """The root of all benchmark items; its node id is ``algoperf``."""
 
@@ -92,6 +96,10 @@ class BenchmarkItem(pytest.Item):
             study=self.plan.study,
             trial=self.plan.trial,
         )
+        refusal = session.calibration_refusal(self.plan, self.workload)
+        if refusal is not None:
+            self.result.stop_reason, self.result.error = "refused", refusal
+            raise BaselineRefused(refusal)
         schedule = session.step_schedule(self.plan, self.workload)
         settings = RunSettings(
             seed=self.plan.seed,
@@ -172,7 +180,7 @@ class BenchmarkItem(pytest.Item):
             raise TargetMissed(result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, TargetMissed | BatchSizeError | StepHangError):
+        if isinstance(excinfo.value, TargetMissed | BatchSizeError | StepHangError | BaselineRefused):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style="short")
 

@@ -27,6 +27,8 @@ from pytest_algoperf import load
 from pytest_algoperf.clock import BenchmarkClock
 from pytest_algoperf.distributed import check_batch_size, process_group
 from pytest_algoperf.frameworks import FrameworkAdapter
+from pytest_algoperf.metrics_logger import RunMetricsLogger
+from pytest_algoperf.provenance import calibration_record, file_digest
 from pytest_algoperf.results import EvalRecord, RunResult
 from pytest_algoperf.spec import TrainingCompleteError, Workload
 from pytest_algoperf.submission import Submission
@@ -78,6 +80,7 @@ class Trainer:
         cls, workload: Workload, submission: Submission, adapter: FrameworkAdapter, settings: RunSettings
     ) -> Trainer:
         """Input queue, model init and optimizer init: outside the clock, as in AlgoPerf."""
+        workload.attach_metrics_logger(None)  # until a run attaches its own (run_benchmark)
         rng = adapter.make_rng(settings.seed)
         data_rng, opt_init_rng, model_init_rng, rng = adapter.split(rng, 4)
         batch_size = submission.get_batch_size(workload.name, workload.base_name or workload.name)
@@ -94,6 +97,7 @@ class Trainer:
                 hyperparameters=settings.hyperparameters,
                 rng=opt_init_rng,
             )
+        optimizer_state = adapter.prepare_optimizer_state(optimizer_state)
         return cls(
             workload,
             submission,
@@ -203,10 +207,12 @@ def run_benchmark(
     completes; fill ``result`` in place as it goes, so a run interrupted by an exception keeps its evals."""
     budget = settings.budget_sec or workload.max_allowed_runtime_sec * settings.budget_factor
     _describe(result, workload, settings, budget)
+    result.submission_digest = file_digest(submission.source.path)
     adapter.activate(settings.device, settings.threads)
     result.num_devices = adapter.data_parallel_size()
     result.world_size = process_group().world_size
     trainer = Trainer.start(workload, submission, adapter, settings)
+    workload.attach_metrics_logger(RunMetricsLogger(result))  # its rows are the run's
     result.batch_size = trainer.batch_size
     prepare_for_eval = submission.function("prepare_for_eval")
     step_budget = settings.step_budget or math.inf
@@ -299,6 +305,7 @@ def run_benchmark(
 def _describe(result: RunResult, workload: Workload, settings: RunSettings, budget: float) -> None:
     if workload.base_name and workload.base_name != workload.name:
         result.base_workload = workload.base_name
+    result.calibration = calibration_record(workload)
     result.target_metric = workload.target_metric_name
     result.higher_is_better = workload.target_metric_higher_is_better
     result.validation_target = workload.validation_target_value

@@ -38,7 +38,7 @@ from pytest_algoperf.results import RunResult
 from pytest_algoperf.shards import ShardPlan
 
 SAME_IN_EVERY_SHARD = ("seed", "frameworks", "submissions", "ruleset", "studies", "trials", "workloads")
-ENVIRONMENT_KEYS = ("machine", "software", "commit")
+NOT_ENVIRONMENT = ("format", "version", "session", "runs")  # the rest: machine, software, commit ...
 
 
 class MergeError(ValueError):
@@ -58,7 +58,7 @@ class Shard:
 
     @property
     def environment(self) -> dict[str, Any]:
-        return {key: self.document.get(key) for key in ENVIRONMENT_KEYS}
+        return {key: value for key, value in self.document.items() if key not in NOT_ENVIRONMENT}
 
     @property
     def profiles(self) -> Any:

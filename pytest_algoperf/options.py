@@ -16,6 +16,7 @@ from pytest_algoperf.frameworks import FRAMEWORKS
 from pytest_algoperf.gate.schedule import SCHEDULES
 from pytest_algoperf.gate.verdicts import Tolerances, parse_tolerances
 from pytest_algoperf.score.tuning import RULESETS
+from pytest_algoperf.submission import default_frameworks
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -43,7 +44,10 @@ OPTIONS = [
         repeatable=True,
     ),
     OptionSpec(
-        "--algoperf-framework", "pytorch or jax, or a comma list of both (default: pytorch)", "pytorch"
+        "--algoperf-framework",
+        "pytorch or jax, or a comma list of both (default: the one the submission files are written for, "
+        "else pytorch)",
+        "",
     ),
     OptionSpec("--algoperf-workloads", "comma list of workloads (default: every base workload)", ""),
     OptionSpec(
@@ -53,6 +57,13 @@ OPTIONS = [
         "none",
     ),
     OptionSpec("--algoperf-device", "auto, cpu or cuda (default: auto)", "auto"),
+    OptionSpec(
+        "--algoperf-list",
+        "list every workload and variant with its metric, targets, budget, eval period, step-mode schedule, "
+        "hardware profile and whether the default suite runs it; then exit",
+        "false",
+        is_flag=True,
+    ),
     OptionSpec("--algoperf-seed", "session seed from which every run's seed derives (default: 0)", "0"),
     OptionSpec(
         "--algoperf-output",
@@ -76,6 +87,12 @@ OPTIONS = [
         "--algoperf-update-baseline",
         "with --algoperf-baseline: rewrite the file's entries for what this session measured and keep the "
         "rest; regressions are reported but accepted",
+        "false",
+        is_flag=True,
+    ),
+    OptionSpec(
+        "--algoperf-allow-recalibration",
+        "compare with a baseline made under other targets, budgets or eval periods (refused otherwise)",
         "false",
         is_flag=True,
     ),
@@ -182,6 +199,7 @@ class Settings:
     variants: str = "none"  # none, all, held-out or a comma list of variant names
     schedule: str = "auto"  # auto, time or steps (pytest_algoperf.gate.schedule)
     update_baseline: bool = False
+    allow_recalibration: bool = False
     baseline_code: str | None = None
     paired_sec: float = 6.0
     hang_timeout: float | None = None  # None: the run's budget, at least 30 s
@@ -225,7 +243,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
     raw = {option.dest: raw_value(config, option) for option in OPTIONS}
     rootdir = Path(config.rootpath)  # the output folder is rootdir-relative, like pytest's cache_dir
     invocation_dir = Path(config.invocation_params.dir)
-    frameworks = _comma_list(raw["algoperf_framework"])
+    submissions = tuple(dict.fromkeys(raw["algoperf_submission"] or ()))
+    frameworks = _comma_list(raw["algoperf_framework"]) or default_frameworks(submissions, invocation_dir)
     for framework in frameworks:
         _check_choice("--algoperf-framework", framework, FRAMEWORKS)
     _check_choice("--algoperf-device", raw["algoperf_device"], DEVICES)
@@ -246,7 +265,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
             "--algoperf-update-baseline needs --algoperf-baseline=FILE: the file whose entries it rewrites"
         )
     return Settings(
-        submissions=tuple(dict.fromkeys(raw["algoperf_submission"] or ())),
+        submissions=submissions,
         frameworks=tuple(frameworks),
         workloads=tuple(_comma_list(raw["algoperf_workloads"])),
         device=raw["algoperf_device"],
@@ -272,6 +291,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         variants=",".join(_comma_list(raw["algoperf_variants"])) or "none",
         schedule=raw["algoperf_schedule"],
         update_baseline=update_baseline,
+        allow_recalibration=_flag(raw["algoperf_allow_recalibration"]),
         baseline_code=raw["algoperf_baseline_code"] or None,
         paired_sec=_number("--algoperf-paired-sec", raw["algoperf_paired_sec"], float, minimum=0.1),
         hang_timeout=_number("--algoperf-hang-timeout", raw["algoperf_hang_timeout"], float, minimum=0.1)
@@ -300,6 +320,11 @@ def _shard(value: str) -> tuple[int, int] | None:
             "three shards"
         )
     return shard
+
+
+def flag_value(config: pytest.Config, dest: str) -> bool:
+    """A flag option by precedence (command line, then ini), as a bool."""
+    return _flag(raw_value(config, next(option for option in OPTIONS if option.dest == dest)))
 
 
 def _flag(value: Any) -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.config import create_terminal_writer
 
 from pytest_algoperf import hookspecs, shards
 from pytest_algoperf.clock import BenchmarkClock
@@ -23,10 +24,13 @@ from pytest_algoperf.gate.schedule import uses_step_mode
 from pytest_algoperf.hardware.gpus import worker_index
 from pytest_algoperf.hardware.selection import header_lines
 from pytest_algoperf.items import BenchmarkItem, BenchmarkSuite
-from pytest_algoperf.options import add_options, resolve_settings
+from pytest_algoperf.listing import workloads_table
+from pytest_algoperf.options import add_options, flag_value, resolve_settings
 from pytest_algoperf.recorder import ResultsRecorder
 from pytest_algoperf.registry import WorkloadRegistry, builtin_entries
+from pytest_algoperf.reporting.tables import as_text
 from pytest_algoperf.reporting.terminal import ProgressReporter
+from pytest_algoperf.run_warnings import RunWarnings
 from pytest_algoperf.session import AlgoPerfSession
 
 SESSION = pytest.StashKey[AlgoPerfSession]()
@@ -48,18 +52,36 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = resolve_settings(config)
     if not settings.benchmarking:
         return
-    registry = WorkloadRegistry()
-    for entry in builtin_entries():
-        registry.add(entry)
-    config.hook.pytest_algoperf_add_workloads(registry=registry)
+    registry = _registry(config)
     workers, worker = _xdist_workers(config)
     session = AlgoPerfSession(settings, registry, workers=workers, worker_index=worker)
     under_xdist = _is_xdist_worker(config) or bool(getattr(config.option, "numprocesses", None))
     session.prepare(Path(config.invocation_params.dir), under_xdist=under_xdist)
     config.stash[SESSION] = session
+    config.pluginmanager.register(RunWarnings(), "algoperf-run-warnings")
     if not _is_xdist_worker(config) and session.group.is_main:
         config.pluginmanager.register(ProgressReporter(config), "algoperf-progress")
         config.pluginmanager.register(ResultsRecorder(config, session), "algoperf-recorder")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """``--algoperf-list``: print every workload and what a session judges it by; then exit, as --markers."""
+    if not flag_value(config, "algoperf_list"):
+        return None
+    writer = create_terminal_writer(config)
+    for line in as_text(workloads_table(_registry(config))):
+        writer.line(line)
+    return 0
+
+
+def _registry(config: pytest.Config) -> WorkloadRegistry:
+    """The built-in workloads, then those conftests and plugins add."""
+    registry = WorkloadRegistry()
+    for entry in builtin_entries():
+        registry.add(entry)
+    config.hook.pytest_algoperf_add_workloads(registry=registry)
+    return registry
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from pytest_algoperf.conclusion import Conclusion, ConclusionSettings, conclude, write_summary
+from pytest_algoperf.provenance import plugin_version
 from pytest_algoperf.reporting.environment import git_commit, machine_info, software_info
 from pytest_algoperf.reporting.files import clear_session_files, write_results, write_run_folder
 from pytest_algoperf.results import RunResult
@@ -38,6 +39,7 @@ class ResultsRecorder:
         self.started = datetime.now(UTC).isoformat(timespec="seconds")
         self._plans: dict[str, tuple[int, PlannedRun]] | None = None
         self.environment = {
+            "plugin_version": plugin_version(),
             "machine": machine_info(),
             "software": software_info(),
             "commit": git_commit(config.rootpath),

@@ -63,9 +63,12 @@ class RunResult:
     global_step: int = 0
     stop_reason: str = ""
     error: str | None = None
+    calibration: dict[str, Any] | None = None  # pytest_algoperf.provenance.calibration_record: what judged it
+    submission_digest: str | None = None  # of the submission file that ran
     load: dict[str, Any] | None = None  # pytest_algoperf.load.LoadReport: what other processes took meanwhile
     paired: dict[str, Any] | None = None  # pytest_algoperf.gate.paired: step time against the baseline's code
     evals: list[EvalRecord] = field(default_factory=list)
+    logged_metrics: list[dict[str, Any]] = field(default_factory=list)  # workload.metrics_logger's rows
 
     @property
     def key(self) -> str:
@@ -94,7 +97,17 @@ class RunResult:
     def from_json(cls, data: dict[str, Any]) -> RunResult:
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         fields["evals"] = [EvalRecord(**e) for e in data.get("evals", [])]
+        for name in NAN_FIELDS:  # JSON holds NaN as null
+            if fields.get(name, 0.0) is None:
+                fields[name] = math.nan
         return cls(**fields)
+
+
+NAN_FIELDS = tuple(
+    name
+    for name, spec in RunResult.__dataclass_fields__.items()
+    if isinstance(spec.default, float) and math.isnan(spec.default)
+)
 
 
 def _finite_or_none(value: Any) -> Any:

@@ -22,12 +22,13 @@ import pytest
 from pytest_algoperf.distributed import SINGLE_PROCESS, ProcessGroup, set_process_group, torchrun_environment
 from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.gate.baseline_code import resolve_baseline_code
-from pytest_algoperf.gate.baseline_file import Baseline, load_baseline
+from pytest_algoperf.gate.baseline_file import Baseline, BaselineEntry, load_baseline
 from pytest_algoperf.gate.schedule import StepSchedule, step_schedule, uses_step_mode
 from pytest_algoperf.hardware import selection
 from pytest_algoperf.hardware.gpus import DeviceAssignmentError, gpu_probe_without_reservation
 from pytest_algoperf.hardware.profiles import NoProfileError
 from pytest_algoperf.options import Settings
+from pytest_algoperf.provenance import calibration_change, calibration_record
 from pytest_algoperf.registry import WorkloadRegistry
 from pytest_algoperf.results import RunResult
 from pytest_algoperf.score.search_space import SearchSpaceError, load_search_space
@@ -259,6 +260,26 @@ class AlgoPerfSession:
     def submission(self, spec: str, framework: str) -> Submission:
         return self.submissions[spec, framework]
 
+    def _baseline_entry(self, plan: PlannedRun) -> BaselineEntry | None:
+        if self.baseline is None:
+            return None
+        return self.baseline.find(plan.submission_name, plan.framework, plan.workload)
+
+    def calibration_refusal(self, plan: PlannedRun, workload: Workload) -> str | None:
+        """Why this run cannot be compared with its baseline entry (another calibration made it), or None."""
+        entry = self._baseline_entry(plan)
+        allowed = self.settings.allow_recalibration or self.settings.update_baseline  # updating replaces it
+        if entry is None or entry.calibration is None or allowed:
+            return None
+        now = calibration_record(workload)
+        if now["digest"] == entry.calibration.get("digest"):
+            return None
+        return (
+            f"{plan.workload}: the baseline was made under another calibration "
+            f"({calibration_change(entry.calibration, now)}); re-create the baseline with "
+            "--algoperf-save-baseline, or compare anyway with --algoperf-allow-recalibration"
+        )
+
     def step_schedule(self, plan: PlannedRun, workload: Workload) -> StepSchedule | None:
         """The run's step schedule in step mode (None in AlgoPerf's time mode): the baseline entry's when it
         has one, so both sessions evaluate at the same steps, else the rule of ``gate.schedule``;
@@ -266,9 +287,7 @@ class AlgoPerfSession:
         s = self.settings
         if not uses_step_mode(s.schedule, s.gating):
             return None
-        entry = (
-            self.baseline.find(plan.submission_name, plan.framework, plan.workload) if self.baseline else None
-        )
+        entry = self._baseline_entry(plan)
         if entry is not None and entry.eval_every_steps and entry.step_budget:
             schedule = StepSchedule(entry.eval_every_steps, entry.step_budget)
         else:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
 
 
 class LossType(enum.Enum):
@@ -48,15 +48,61 @@ class TrainingCompleteError(Exception):
     """Raised by a submission to end training early; one final evaluation follows."""
 
 
-# Types the submission functions exchange with the harness. They are framework-specific objects (an
-# nn.Module, a Flax pytree, an optax state ...), so the contract names them without constraining them.
+class ShapeTuple(tuple):
+    """A parameter's shape, as a leaf of ``Workload.param_shapes`` (AlgoPerf's name and ``.shape_tuple``).
+
+    A tuple subclass, so it compares, indexes and unpacks like the shape; JAX's tree utilities treat it as
+    one leaf (only plain tuples and namedtuples are tree nodes), so ``jax.tree.map(f, workload.param_shapes)``
+    calls ``f`` once per parameter, as AlgoPerf's submissions expect."""
+
+    __slots__ = ()
+
+    def __new__(cls, shape_tuple: Any) -> ShapeTuple:
+        return super().__new__(cls, (int(size) for size in shape_tuple))
+
+    @property
+    def shape_tuple(self) -> tuple[int, ...]:
+        return tuple(self)
+
+    def __repr__(self) -> str:
+        return f"ShapeTuple({tuple(self)})"
+
+
+# Types the submission functions exchange with the harness, under AlgoPerf's names. They are framework
+# objects (an nn.Module, a Flax pytree, an optax state ...), so the contract names them, not constrains them.
+Tensor = Any
+Shape = tuple[int, ...] | ShapeTuple
+ParameterKey = str
 ParameterContainer = Any
+ParameterShapeTree = Any  # shaped like the parameters, ShapeTuple leaves
+ParameterTypeTree = Any  # shaped like the parameters, ParameterType leaves
 ModelAuxiliaryState = Any
+ModelInitState = tuple[ParameterContainer, ModelAuxiliaryState]
 OptimizerState = Any
 Hyperparameters = Any
 RandomState = Any
+Timing = int
+Steps = int
 Batch = dict[str, Any]
 Metrics = dict[str, float]
+UpdateReturn = tuple[OptimizerState, ParameterContainer, ModelAuxiliaryState]
+# The submission functions' types, as AlgoPerf's spec names them (see submission.REQUIRED_FUNCTIONS).
+InitOptimizerFn = Callable[..., OptimizerState]
+UpdateParamsFn = Callable[..., UpdateReturn]
+PrepareForEvalFn = Callable[..., UpdateReturn]
+DataSelectionFn = Callable[..., Batch]
+
+
+class MetricsLogger(Protocol):
+    """What ``Workload.metrics_logger`` offers a submission: AlgoPerf's ``append_scalar_metrics``."""
+
+    def append_scalar_metrics(
+        self,
+        metrics: Mapping[str, Any],
+        global_step: int,
+        preemption_count: int | None = None,
+        is_eval: bool = False,
+    ) -> None: ...
 
 
 class Workload(abc.ABC):
@@ -71,10 +117,16 @@ class Workload(abc.ABC):
     # The hardware profile whose budget applies (``pytest_algoperf.hardware.profiles``); "" when the budget is
     # the workload's own, as with class attributes.
     hardware_profile: str = ""
+    # Where a submission logs scalars (``append_scalar_metrics``, AlgoPerf's API); the harness attaches one
+    # per run, whose rows land in results.json and the run's measurements.csv. None outside a run.
+    metrics_logger: MetricsLogger | None = None
 
     def __init__(self, data_dir: str | None = None, device: str = "cpu") -> None:
         self.data_dir = data_dir  # real data files, for workloads that read them
         self.device = device  # where arrays live: "cpu" or "cuda"
+
+    def attach_metrics_logger(self, metrics_logger: MetricsLogger | None) -> None:
+        self.metrics_logger = metrics_logger
 
     # ---- targets and budget ------------------------------------------------------------------------
     @property
@@ -182,7 +234,8 @@ class Workload(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def param_shapes(self) -> Any: ...
+    def param_shapes(self) -> ParameterShapeTree:
+        """The parameters' shapes, a tree shaped like them with :class:`ShapeTuple` leaves."""
 
     @property
     @abc.abstractmethod
@@ -191,6 +244,22 @@ class Workload(abc.ABC):
 
     def is_output_params(self, param_name: str) -> bool:
         return False
+
+    def output_activation_fn(self, logits_batch: Any, framework: str) -> Any:
+        """Logits to probabilities as ``loss_type`` implies (AlgoPerf's helper): softmax for softmax
+        cross-entropy and CTC, sigmoid for sigmoid cross-entropy, identity for regression losses."""
+        if framework not in ("pytorch", "jax"):
+            raise ValueError(f"framework must be 'pytorch' or 'jax', not {framework!r}")
+        if self.loss_type in (LossType.MEAN_SQUARED_ERROR, LossType.MEAN_ABSOLUTE_ERROR):
+            return logits_batch
+        sigmoid = self.loss_type == LossType.SIGMOID_CROSS_ENTROPY
+        if framework == "pytorch":
+            import torch
+
+            return torch.sigmoid(logits_batch) if sigmoid else torch.softmax(logits_batch, dim=-1)
+        import jax
+
+        return jax.nn.sigmoid(logits_batch) if sigmoid else jax.nn.softmax(logits_batch, axis=-1)
 
     # ---- evaluation --------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -2,26 +2,32 @@
 
 A submission is a Python module per framework defining five functions. It is named either by a built-in
 name (``adamw`` -> ``submissions/adamw/pytorch.py``), by a folder holding ``<framework>.py``, or by a path
-to a ``.py`` file; its ``tuning_search_space.json`` is the one beside that file. Everything here runs
+to a ``.py`` file (an AlgoPerf ``submission.py`` is named after its folder); its
+``tuning_search_space.json`` is the one beside that file. A file written for AlgoPerf's harness runs
+unchanged: AlgoPerf's package is importable (``pytest_algoperf.compat``), the file's folder is importable as
+AlgoPerf's runner makes it (``pytest_algoperf.submission_imports``), and a batch size known only by AlgoPerf's
+workload names is scaled to the mini workloads (``pytest_algoperf.batch_size_rule``). Everything here runs
 before any training, so a broken submission is reported as one clear usage error.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
-import sys
-import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import algoperf_submissions
+from pytest_algoperf import batch_size_rule, compat
+from pytest_algoperf.frameworks import FRAMEWORKS
+from pytest_algoperf.submission_imports import load_module, single_framework
 
 BUILTIN_SUBMISSIONS_DIR = Path(next(iter(algoperf_submissions.__path__)))
 SEARCH_SPACE_FILE = "tuning_search_space.json"
+# File names that say nothing about the submission, so it is named after its folder.
+GENERIC_FILE_NAMES = ("pytorch", "jax", "submission")
 
 # The parameters the harness passes by keyword; a submission's functions must accept each of them.
 REQUIRED_FUNCTIONS: dict[str, tuple[str, ...]] = {
@@ -78,6 +84,7 @@ class SubmissionSource:
     name: str
     framework: str
     path: Path
+    root: Path | None = None  # where pytest ran: the submission's absolute imports start there
 
     @property
     def search_space_path(self) -> Path:
@@ -96,8 +103,9 @@ def resolve_submission(spec: str, framework: str, cwd: Path) -> SubmissionSource
     if spec.endswith(".py"):
         if not as_path.is_file():
             raise SubmissionError(f"submission file {spec!r} does not exist (looked at {as_path})")
-        name = as_path.parent.name if as_path.stem in ("pytorch", "jax") else as_path.stem
-        return SubmissionSource(name, framework, as_path)
+        check_framework(spec, as_path, framework)
+        name = as_path.parent.name if as_path.stem in GENERIC_FILE_NAMES else as_path.stem
+        return SubmissionSource(name, framework, as_path, cwd)
     builtin = BUILTIN_SUBMISSIONS_DIR / spec
     folder = as_path if as_path.is_dir() else builtin
     if not folder.is_dir() or (folder is builtin and spec not in builtin_submission_names()):
@@ -108,7 +116,33 @@ def resolve_submission(spec: str, framework: str, cwd: Path) -> SubmissionSource
     path = folder / f"{framework}.py"
     if not path.is_file():
         raise SubmissionError(f"submission {spec!r} has no {framework} implementation: {path} does not exist")
-    return SubmissionSource(folder.name, framework, path)
+    return SubmissionSource(folder.name, framework, path, cwd)
+
+
+def framework_written_for(spec: str, cwd: Path) -> str | None:
+    """The framework a ``.py`` submission is written for: ``pytorch.py``/``jax.py`` by name, any other file
+    by its imports (torch, or jax/flax/optax); None for built-in names, folders and undecidable files."""
+    path = (cwd / spec).resolve()
+    if not spec.endswith(".py") or not path.is_file():
+        return None
+    return path.stem if path.stem in FRAMEWORKS else single_framework(path)
+
+
+def default_frameworks(specs: Sequence[str], cwd: Path) -> tuple[str, ...]:
+    """The frameworks of a session that names none: the one every submission file is written for, when
+    they all agree (an AlgoPerf ``submission.py`` needs no flag), else pytorch."""
+    written_for = {framework_written_for(spec, cwd) for spec in specs}
+    return (written_for.pop(),) if len(written_for) == 1 and None not in written_for else ("pytorch",)
+
+
+def check_framework(spec: str, path: Path, framework: str) -> None:
+    """A single file written for one framework (by its imports) cannot run under the other."""
+    written_for = single_framework(path)
+    if written_for is not None and written_for != framework:
+        raise SubmissionError(
+            f"{spec} imports {'torch' if written_for == 'pytorch' else 'jax'} only: it is a {written_for} "
+            f"submission and cannot run under {framework}; run it with --algoperf-framework={written_for}"
+        )
 
 
 @dataclass
@@ -126,13 +160,9 @@ class Submission:
         return getattr(self.module, name, None)
 
     def get_batch_size(self, workload_name: str, base_workload_name: str) -> int:
-        """The global batch size; a ``ValueError`` for a variant is retried with its base workload's name."""
-        try:
-            return int(self.module.get_batch_size(workload_name))
-        except ValueError:
-            if base_workload_name == workload_name:
-                raise
-            return int(self.module.get_batch_size(base_workload_name))
+        """The global batch size; a ``ValueError`` for a variant is retried with its base workload's name,
+        then with the AlgoPerf workloads they stand for (``pytest_algoperf.batch_size_rule``)."""
+        return batch_size_rule.batch_size(self.module.get_batch_size, workload_name, base_workload_name)
 
     def update_params(self, train_state: Mapping[str, Any], **kwargs: Any) -> Any:
         if self._accepts_train_state:
@@ -148,17 +178,13 @@ def load_submission(source: SubmissionSource) -> Submission:
     """Import the submission file under a private module name and check its functions' signatures.
 
     The file is executed afresh on every call, so an edited submission is never served from a stale import.
+    AlgoPerf's package names are importable while it runs, unless AlgoPerf is installed (then it is used).
     """
-    module_name = f"algoperf_submission_{source.name}_{source.framework}_{zlib.crc32(bytes(source.path)):x}"
-    spec = importlib.util.spec_from_file_location(module_name, source.path)
-    if spec is None or spec.loader is None:
-        raise SubmissionError(f"{source.path}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # as importlib does: dataclasses and pickling look modules up here
+    compat.install()
     try:
-        spec.loader.exec_module(module)
+        builtin = source.path.is_relative_to(BUILTIN_SUBMISSIONS_DIR)  # packages: they import absolutely
+        module = load_module(source.path, source.name, source.root, expose_folder=not builtin)
     except Exception as error:  # a broken submission is the user's input, reported without a traceback
-        del sys.modules[module_name]
         raise SubmissionError(
             f"{source.path}: importing it failed: {type(error).__name__}: {error}"
         ) from error

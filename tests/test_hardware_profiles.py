@@ -297,7 +297,7 @@ def _result(profile: str, time_to_target: float) -> RunResult:
 
 def _entry(profile: str | None) -> BaselineEntry:
     run = BaselineRun(0, 0, 1, True, True, 10, 1.0, 0.1)
-    return BaselineEntry("tinysgd", "pytorch", "tiny", (run,), 1, 100, 1, "cpu", profile)
+    return BaselineEntry("tinysgd", "pytorch", "tiny", (run,), 1, 100, 1, "cpu", hardware_profile=profile)
 
 
 def test_stored_times_from_another_hardware_profile_are_not_compared() -> None:

@@ -29,6 +29,9 @@ class FrameworkAdapter(Protocol):
     def prepare_model(self, params: Any, model_state: Any) -> tuple[Any, Any]:
         """Place a freshly initialised model for data parallelism: DDP-wrapped, or replicated on devices."""
 
+    def prepare_optimizer_state(self, optimizer_state: Any) -> Any:
+        """Place a fresh optimizer state as the submission's own step will return it (JAX: replicated)."""
+
     def eval_params(self, params: Any) -> Any:
         """The parameters evaluation uses (the module inside DDP: eval runs no collective in forward)."""
 

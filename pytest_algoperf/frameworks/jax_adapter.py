@@ -5,6 +5,11 @@ With several devices of the run's platform (GPUs, or CPU devices made with
 one-axis ``Mesh`` over all of them, batches sharded on their first (batch) axis and parameters replicated
 with ``NamedSharding``, and ``jax.jit`` (not ``pmap``) partitions the submission's step from those
 shardings. The computation is the same as on one device; only where it runs changes.
+
+Parameters, model state and the optimizer state reach the submission replicated on the run's mesh (a
+one-device mesh when there is one device), as AlgoPerf v0.6's JAX workloads replicate parameters: a step
+jitted with ``out_shardings`` on that mesh (``jax_sharding_utils``) then returns them placed as they arrived,
+so it compiles once instead of once more at its second call.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from pytest_algoperf.spec import ParameterType
+from pytest_algoperf.spec import ParameterType, ShapeTuple
 
 BATCH_AXIS = "batch"
 
@@ -27,6 +32,8 @@ class JaxAdapter:
 
     def __init__(self) -> None:
         self.mesh: Mesh | None = None  # set by activate() when the platform has several devices
+        self._device: Any = None  # the run's (first) device, set by activate()
+        self._single_device_meshes: dict[Any, Mesh] = {}
 
     def select_device(self, requested: str) -> str:
         has_gpu = any(d.platform == "gpu" for d in jax.devices()) if jax.default_backend() != "cpu" else False
@@ -41,16 +48,41 @@ class JaxAdapter:
         platform = "gpu" if device == "cuda" else "cpu"
         devices = jax.devices(platform)
         jax.config.update("jax_default_device", devices[0])
+        self._device = devices[0]
         self.mesh = Mesh(np.array(devices), (BATCH_AXIS,)) if len(devices) > 1 else None
 
     def data_parallel_size(self) -> int:
         return 1 if self.mesh is None else self.mesh.size
 
+    def run_mesh(self) -> Mesh:
+        """The mesh a run's arrays live on: ``mesh`` when data parallel, else one over the run's device."""
+        if self.mesh is not None:
+            return self.mesh
+        device = self._device if self._device is not None else jax.devices()[0]
+        if device not in self._single_device_meshes:  # cached: submissions ask for shardings every step
+            self._single_device_meshes[device] = Mesh(np.array([device]), (BATCH_AXIS,))
+        return self._single_device_meshes[device]
+
+    def replicated(self) -> NamedSharding:
+        return NamedSharding(self.run_mesh(), PartitionSpec())
+
+    def batch_sharded(self) -> NamedSharding:
+        return NamedSharding(self.run_mesh(), PartitionSpec(BATCH_AXIS))
+
     def prepare_model(self, params: Any, model_state: Any) -> tuple[Any, Any]:
-        if self.mesh is None:
-            return params, model_state
-        replicated = NamedSharding(self.mesh, PartitionSpec())
+        replicated = self.replicated()
         return jax.device_put(params, replicated), jax.device_put(model_state, replicated)
+
+    def prepare_optimizer_state(self, optimizer_state: Any) -> Any:
+        """Replicate the arrays a submission created on one device (``jnp.zeros`` ...), leaving any it
+        placed on a mesh itself and every non-array leaf (an optax update function ...) as they are."""
+        replicated = self.replicated()
+
+        def place(leaf: Any) -> Any:
+            unplaced = isinstance(leaf, jax.Array) and not isinstance(leaf.sharding, NamedSharding)
+            return jax.device_put(leaf, replicated) if unplaced else leaf
+
+        return jax.tree.map(place, optimizer_state)
 
     def eval_params(self, params: Any) -> Any:
         return params
@@ -104,7 +136,7 @@ class JaxArrays:
         return ADAPTER.put_batch_array(array)
 
     def record_param_shapes(self, params: Any) -> None:
-        self._param_shapes = jax.tree.map(jnp.shape, params)
+        self._param_shapes = jax.tree.map(lambda leaf: ShapeTuple(jnp.shape(leaf)), params)
 
     @property
     def param_shapes(self) -> Any:

@@ -13,7 +13,7 @@ import torch
 
 from pytest_algoperf.distributed import process_group
 from pytest_algoperf.frameworks import numpy_rng, pytorch_ddp
-from pytest_algoperf.spec import ParameterType
+from pytest_algoperf.spec import ParameterType, ShapeTuple
 
 
 class PyTorchAdapter:
@@ -23,11 +23,18 @@ class PyTorchAdapter:
     def __init__(self) -> None:
         self._device = "cpu"
 
+    @property
+    def device(self) -> str:
+        """The session's device ("cpu" or "cuda"): chosen by ``select_device``, set per run by ``activate``;
+        AlgoPerf's ``pytorch_setup()`` answers from it when a submission is imported."""
+        return self._device
+
     def select_device(self, requested: str) -> str:
-        if requested == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
         if requested == "cuda" and not torch.cuda.is_available():
             raise ValueError("--algoperf-device=cuda, but torch.cuda.is_available() is False on this machine")
+        if requested == "auto":
+            requested = "cuda" if torch.cuda.is_available() else "cpu"
+        self._device = requested  # sessions choose the device before they import the submissions
         return requested
 
     def activate(self, device: str, threads: int | None = None) -> None:
@@ -42,6 +49,9 @@ class PyTorchAdapter:
 
     def prepare_model(self, params: Any, model_state: Any) -> tuple[Any, Any]:
         return pytorch_ddp.wrap_model(params, process_group(), self._device), model_state
+
+    def prepare_optimizer_state(self, optimizer_state: Any) -> Any:
+        return optimizer_state
 
     def eval_params(self, params: Any) -> Any:
         return pytorch_ddp.unwrap_model(params)
@@ -67,16 +77,16 @@ class TorchArrays:
     workload names each parameter's type by ``param_type(name)`` (or overrides ``model_params_types``)."""
 
     device: str
-    _param_shapes: dict[str, tuple[int, ...]]
+    _param_shapes: dict[str, ShapeTuple]
 
     def to_device(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
 
     def record_param_shapes(self, model: torch.nn.Module) -> None:
-        self._param_shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+        self._param_shapes = {name: ShapeTuple(p.shape) for name, p in model.named_parameters()}
 
     @property
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+    def param_shapes(self) -> dict[str, ShapeTuple]:
         return self._param_shapes
 
     @property

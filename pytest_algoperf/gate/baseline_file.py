@@ -66,6 +66,8 @@ class BaselineEntry:
     step_budget: int | None = None
     threads: int | None = None
     device: str | None = None
+    calibration: Mapping[str, Any] | None = None  # pytest_algoperf.provenance.calibration_record
+    submission_digest: str | None = None
     hardware_profile: str | None = None  # whose budgets the runs had; times compare only within one
 
     def run_for(self, study: int, trial: int) -> BaselineRun:
@@ -107,7 +109,7 @@ def entries_of(results: Iterable[RunResult]) -> dict[str, BaselineEntry]:
     in an error measured nothing and is left out."""
     grouped: dict[str, list[RunResult]] = {}
     for result in results:
-        if result.stop_reason not in ("error", "crashed", "interrupted"):
+        if result.stop_reason not in ("error", "crashed", "interrupted", "refused"):
             grouped.setdefault(result.key, []).append(result)
     entries = {}
     for key, runs in grouped.items():
@@ -121,6 +123,8 @@ def entries_of(results: Iterable[RunResult]) -> dict[str, BaselineEntry]:
             first.step_budget,
             first.threads,
             first.device,
+            first.calibration,
+            first.submission_digest,
             first.hardware_profile or None,
         )
     return entries
@@ -184,6 +188,8 @@ def _entry(value: Mapping[str, Any]) -> BaselineEntry:
         step_budget=_optional(int, value.get("step_budget")),
         threads=_optional(int, value.get("threads")),
         device=_optional(str, value.get("device")),
+        calibration=_optional(dict, value.get("calibration")),
+        submission_digest=_optional(str, value.get("submission_digest")),
         hardware_profile=_optional(str, value.get("hardware_profile")),
     )
 

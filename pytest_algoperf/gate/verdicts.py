@@ -98,6 +98,8 @@ def judge(
     entry = baseline.find(result.submission, result.framework, result.workload)
     if entry is None:
         return Verdict(result, "new", "no baseline entry; recorded with --algoperf-save-baseline")
+    if result.stop_reason == "refused":
+        return Verdict(result, "refused", result.error or "the baseline was made under another calibration")
     base = entry.run_for(result.study, result.trial)
     if not base.met_target:
         return Verdict(result, "ok", "the baseline never met the target")

@@ -5,6 +5,8 @@ Layout under the output folder::
     results.json
     experiments/<submission>/study_<s>/<workload>_<framework>/trial_<t+1>/
         eval_measurements.csv   # AlgoPerf's columns, one row per eval
+        measurements.csv        # every row AlgoPerf's logger writes: the submission's logged scalars
+                                # (workload.metrics_logger) and the evals, in step order
         hparams.json            # the hyperparameters of the trial
         meta_data.json          # workload properties, seed, device, machine, software, commit
 """
@@ -19,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_algoperf.results import RunResult
+from pytest_algoperf.results import EvalRecord, RunResult
 
 RESULTS_FORMAT = "pytest-algoperf-results"
 RESULTS_VERSION = 1
@@ -76,6 +78,7 @@ def write_run_folder(output: Path, result: RunResult, environment: Mapping[str, 
     folder = run_folder(output, result)
     folder.mkdir(parents=True, exist_ok=True)
     write_eval_measurements(folder / "eval_measurements.csv", result)
+    write_measurements(folder / "measurements.csv", result)
     write_json_atomically(folder / "hparams.json", result.hyperparameters)
     meta = {key: value for key, value in result.to_json().items() if key != "evals"}
     write_json_atomically(folder / "meta_data.json", {**meta, **environment})
@@ -104,3 +107,30 @@ def write_eval_measurements(path: Path, result: RunResult) -> None:
             writer.writerow(
                 [*(clock[c] for c in CLOCK_COLUMNS), *(record.metrics.get(m, "") for m in metric_names)]
             )
+
+
+def eval_row(record: EvalRecord) -> dict[str, Any]:
+    """An eval as AlgoPerf's logger records it: the clock's readings and the metrics."""
+    return {
+        "accumulated_eval_time": record.accumulated_eval_time,
+        "accumulated_logging_time": record.accumulated_logging_time,
+        "accumulated_submission_time": record.score,
+        "global_step": record.global_step,
+        "preemption_count": 0,
+        "score": record.score,
+        "total_duration": record.total_duration,
+        **record.metrics,
+    }
+
+
+def write_measurements(path: Path, result: RunResult) -> None:
+    """AlgoPerf's ``measurements.csv``: the rows the submission logged and the eval rows, by step (a step's
+    logged row first: the submission logs while training the step, the eval follows it)."""
+    rows = [(row["global_step"], 0, row) for row in result.logged_metrics]
+    rows += [(record.global_step, 1, eval_row(record)) for record in result.evals]
+    rows.sort(key=lambda entry: entry[:2])
+    columns = sorted({column for _, _, row in rows for column in row})
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(row for _, _, row in rows)

@@ -34,8 +34,8 @@ def render_report(
         "",
         f"Seed {session['seed']}, ruleset {session.get('ruleset', 'external')}, "
         f"{session.get('studies', 1)} studies x {session.get('trials', 1)} trials; "
-        f"{machine.get('processor')} ({machine.get('cpu_count')} CPUs); "
-        f"commit {document.get('commit') or '-'}.",
+        f"{machine.get('processor')} ({machine.get('cpu_count')} CPUs); pytest-algoperf "
+        f"{document.get('plugin_version', '-')}, commit {document.get('commit') or '-'}.",
         "",
     ]
     if verdicts:

@@ -18,7 +18,7 @@ def seconds(value: float | None) -> str:
 
 
 def reached(result: RunResult) -> str:
-    if result.stop_reason in ("error", "crashed", "interrupted", "diverged"):
+    if result.stop_reason in ("error", "crashed", "interrupted", "diverged", "refused"):
         return result.stop_reason
     if result.met_target and not result.reached:
         return "over time budget"

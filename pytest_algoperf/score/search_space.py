@@ -3,11 +3,10 @@
 ``tuning_search_space.json`` is either a dict ``{name: {"min", "max", "scaling"}}`` /
 ``{name: {"feasible_points": [...]}}`` sampled quasi-randomly, or a list of fixed points used in order.
 
-The quasi-random points come from a scrambled Halton sequence implemented here with numpy only (no
-scipy): dimension j uses the j-th prime as its base, and every digit position of every dimension gets
-its own random permutation of the digits, drawn from ``np.random.default_rng(seed)``. Unlike the
-reference code, which gives every study the same points, each study should pass its own seed
-(``study_seed``), so studies are independent yet reproducible from one session seed.
+The quasi-random points come from SciPy's scrambled Halton sequence (``scipy.stats.qmc.Halton``, random
+digit permutations, seeded), as AlgoPerf's reference samples a Halton sequence too. Unlike the reference
+code, which gives every study the same points, each study should pass its own seed (``study_seed``), so
+studies are independent yet reproducible from one session seed.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import qmc
 
 FILE_NAME = "tuning_search_space.json"
 _RANGE_FIELDS = ("min", "max", "scaling")
@@ -93,27 +93,9 @@ class SearchSpace:
         return {h.name: h.value_at(0.5) for h in self.hyperparameters}
 
 
-def _primes(count: int) -> list[int]:
-    primes: list[int] = []
-    candidate = 2
-    while len(primes) < count:
-        if all(candidate % p for p in primes if p * p <= candidate):
-            primes.append(candidate)
-        candidate += 1
-    return primes
-
-
 def scrambled_halton(num_points: int, num_dims: int, seed: int) -> np.ndarray:
-    """Points 0..num_points-1 of a Halton sequence with random digit permutations, shape (n, d), in [0, 1)."""
-    rng = np.random.default_rng(seed)
-    out = np.zeros((num_dims, num_points))
-    for j, base in enumerate(_primes(num_dims)):
-        index, scale = np.arange(num_points, dtype=np.int64), 1.0
-        for _ in range(math.ceil(53 / math.log2(base))):  # digits down to float64 resolution
-            scale /= base
-            out[j] += rng.permutation(base)[index % base] * scale
-            index //= base
-    return np.minimum(out.T, np.nextafter(1.0, 0.0))
+    """Points 0..num_points-1 of a scrambled Halton sequence, shape (n, d), in [0, 1)."""
+    return qmc.Halton(d=num_dims, scramble=True, seed=np.random.default_rng(seed)).random(num_points)
 
 
 def study_seed(session_seed: int, study: int) -> int:

@@ -1,0 +1,85 @@
+"""``pytest --algoperf-list``: every workload and variant with what a session would judge it by.
+
+The numbers come from each workload's class without building its data: a calibrated workload reads them from
+its ``calibration.json``, so listing costs an import of the framework, not a data generation.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pytest_algoperf.gate.schedule import step_schedule
+from pytest_algoperf.registry import WorkloadEntry, WorkloadRegistry
+from pytest_algoperf.spec import Workload
+
+Table = list[list[str]]
+
+
+def peek(entry: WorkloadEntry) -> Workload:
+    """A workload object that answers its properties without its data: the base class's ``__init__`` only,
+    falling back to a full construction for a workload whose properties need more."""
+    framework = next(iter(entry.implementations))
+    cls = entry.workload_class(framework)
+    workload = cls.__new__(cls)
+    Workload.__init__(workload)
+    workload.name, workload.base_name = entry.name, entry.base_name or entry.name
+    try:
+        workload.validation_target_value  # noqa: B018 (a property read: does it need the data?)
+    except AttributeError:
+        workload = entry.create(framework, None, "cpu")
+    return workload
+
+
+def workloads_table(registry: WorkloadRegistry) -> Table:
+    table = [
+        [
+            "workload",
+            "variant of",
+            "metric",
+            "validation target",
+            "test target",
+            "budget",
+            "eval period",
+            "step hint",
+            "step mode (eval every / budget)",
+            "hardware profile",
+            "default suite",
+            "frameworks",
+        ]
+    ]
+    for entry in registry:
+        table.append(_row(entry))
+    return table
+
+
+def _row(entry: WorkloadEntry) -> list[str]:
+    frameworks = ", ".join(entry.implementations)
+    try:
+        workload = peek(entry)
+        values = _values(workload)
+    except Exception as error:  # one broken workload must not hide the others
+        values = [f"unavailable: {type(error).__name__}: {error}"] + ["-"] * 7
+    in_suite = "-" if entry.is_variant else ("yes" if entry.in_default_suite else "no (name it to run)")
+    if entry.requires_data:
+        in_suite = "needs --algoperf-data-dir"
+    return [entry.name, entry.base_name if entry.is_variant else "-", *values, in_suite, frameworks]
+
+
+def _values(workload: Workload) -> list[str]:
+    direction = ">=" if workload.target_metric_higher_is_better else "<="
+    schedule = step_schedule(workload)
+    return [
+        f"{workload.target_metric_name} ({direction})",
+        _number(workload.validation_target_value),
+        _number(workload.test_target_value),
+        f"{workload.max_allowed_runtime_sec:g} s",
+        f"{workload.eval_period_time_sec:g} s",
+        str(workload.step_hint),
+        f"{schedule.eval_every_steps} / {schedule.step_budget}",
+        str(getattr(workload, "hardware_profile", None) or "-"),
+    ]
+
+
+def _number(value: Any) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:g}"
