@@ -114,7 +114,7 @@ def test_missing_the_target_within_the_step_budget_is_a_regression(
         [
             "*tiny: validation/accuracy reached *; the step budget of 200 steps was spent after 200 steps*",
             "REGRESSED tiny (tinysgd_slow-pytorch-tiny): target: missed the target in 200 steps; *",
-            "baseline *: 1 regressed, 0 inconclusive, 0 ok, 0 new; *",
+            "baseline *: 1 regressed, 0 refused, 0 inconclusive, 0 ok, 0 new; *",
         ]
     )
     assert read_results(pytester)["runs"][0]["global_step"] == 200
