@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pytest_algoperf.calibration import CalibrationError
 from pytest_algoperf.distributed import SINGLE_PROCESS, ProcessGroup, set_process_group, torchrun_environment
 from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.gate.baseline_code import resolve_baseline_code
@@ -149,7 +150,10 @@ class AlgoPerfSession:
         """Threads per process (before JAX's backend starts) and this worker's GPU (before CUDA starts);
         returns each workload's hardware profiles."""
         s, hardware = self.settings, self.hardware
-        offered = selection.offered_profiles(self.registry, self.workload_names, s.frameworks)
+        try:
+            offered = selection.offered_profiles(self.registry, self.workload_names, s.frameworks)
+        except CalibrationError as error:
+            raise pytest.UsageError(str(error)) from None
         self.threads = hardware.threads = selection.session_threads(s.threads, processes, offered)
         try:
             selection.assign_accelerator(hardware, s.device, self.workers, self.worker_index, s.share_devices)
