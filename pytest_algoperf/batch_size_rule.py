@@ -9,10 +9,10 @@ baseline batch sizes:
     mini batch size = round(answer / AlgoPerf's baseline size x the mini workload's baseline size), at least 1
 
 AlgoPerf's baseline sizes are its NAdamW baseline's (ALGOPERF.md section 6); the mini workloads' are
-pytest-algoperf's baselines' (``submissions/_common/batch_sizes.json``), the sizes their targets were
-calibrated with. So the AlgoPerf baseline's own answer maps to the mini baseline's size (``ogbg``: 512 -> 32),
-and a submission that doubles the baseline's batch on AlgoPerf doubles it here. A variant's answer is scaled
-by its base workload's sizes (``imagenet_resnet_silu``: 512 of 1,024 -> 32 of 64).
+pytest-algoperf's baselines' (``pytest_algoperf.submission_helpers.BATCH_SIZES``), the sizes their targets
+were calibrated with. So the AlgoPerf baseline's own answer maps to the mini baseline's size (``ogbg``: 512 ->
+32), and a submission that doubles the baseline's batch on AlgoPerf doubles it here. A variant's answer is
+scaled by its base workload's sizes (``imagenet_resnet_silu``: 512 of 1,024 -> 32 of 64).
 
 Names the submission knows are always asked first and used as given, so a submission that knows
 pytest-algoperf's names keeps full control. ``mnist`` and ``cifar`` are AlgoPerf's own names.
@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from algoperf_submissions._common import BATCH_SIZES as MINI_BASELINE_BATCH_SIZES
+from pytest_algoperf.submission_helpers import BATCH_SIZES as MINI_BASELINE_BATCH_SIZES
 
 # AlgoPerf's NAdamW baseline's global batch size per base workload (reference code v0.6).
 ALGOPERF_BASELINE_BATCH_SIZES = {

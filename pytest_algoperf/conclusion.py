@@ -214,7 +214,7 @@ def write_summary(
         accepted = " (accepted: --algoperf-update-baseline)" if settings.update_baseline else ""
         terminal.write_line(
             f"baseline {baseline.path}: "
-            + ", ".join(f"{n} {status}" for status, n in counts.items())
+            + ", ".join(f"{n} {status}" for status, n in counts.items() if n or status == "regressed")
             + f"{accepted}; tolerance {settings.tolerances.describe()}"
             f" + {settings.tolerances.seconds:g} s on stored times; steps exact"
         )

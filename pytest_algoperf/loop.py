@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -26,7 +25,8 @@ from typing import Any
 from pytest_algoperf import load
 from pytest_algoperf.clock import BenchmarkClock
 from pytest_algoperf.distributed import check_batch_size, process_group
-from pytest_algoperf.frameworks import FrameworkAdapter
+from pytest_algoperf.frameworks import FrameworkAdapter, set_active_framework
+from pytest_algoperf.frameworks.step_keys import StepKeys
 from pytest_algoperf.metrics_logger import RunMetricsLogger
 from pytest_algoperf.provenance import calibration_record, file_digest
 from pytest_algoperf.results import EvalRecord, RunResult
@@ -57,6 +57,10 @@ class RunSettings:
     hang_limit_sec: float | None = None  # a longer submission step is a hang; default: the budget, >= 30 s
 
 
+def _empty_train_state() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
 @dataclass
 class Trainer:
     """One submission on one workload: ``Trainer.start`` is the untimed setup, ``step`` one AlgoPerf step."""
@@ -66,20 +70,22 @@ class Trainer:
     adapter: FrameworkAdapter
     hyperparameters: Any
     batch_size: int
-    rng: Any
+    step_keys: StepKeys
     input_queue: Iterator[Any]
     params: Any
     model_state: Any
     optimizer_state: Any
+    params_types: Any  # workload.model_params_types, read once: the parameters' types do not change
     global_step: int = 0
     eval_results: list[tuple[int, dict[str, float]]] = field(default_factory=list)
-    step_rngs: list[Any] = field(default_factory=list)  # this step's keys; the last two serve its eval
+    keys: Any = None  # this step's keys: data selection, update, prepare_for_eval, eval
 
     @classmethod
     def start(
         cls, workload: Workload, submission: Submission, adapter: FrameworkAdapter, settings: RunSettings
     ) -> Trainer:
         """Input queue, model init and optimizer init: outside the clock, as in AlgoPerf."""
+        set_active_framework(adapter.name)
         workload.attach_metrics_logger(None)  # until a run attaches its own (run_benchmark)
         rng = adapter.make_rng(settings.seed)
         data_rng, opt_init_rng, model_init_rng, rng = adapter.split(rng, 4)
@@ -89,7 +95,7 @@ class Trainer:
         )
         input_queue = workload.build_input_queue(data_rng, "train", settings.data_dir, batch_size)
         params, model_state = adapter.prepare_model(*workload.init_model_fn(model_init_rng))
-        with submission_call(submission, "init_optimizer_state"):
+        try:
             optimizer_state = submission.module.init_optimizer_state(
                 workload=workload,
                 model_params=params,
@@ -97,6 +103,9 @@ class Trainer:
                 hyperparameters=settings.hyperparameters,
                 rng=opt_init_rng,
             )
+        except Exception as error:
+            _note(error, submission, "init_optimizer_state")
+            raise
         optimizer_state = adapter.prepare_optimizer_state(optimizer_state)
         return cls(
             workload,
@@ -104,19 +113,20 @@ class Trainer:
             adapter,
             settings.hyperparameters,
             batch_size,
-            rng,
+            adapter.step_keys(rng),
             input_queue,
             params,
             model_state,
             optimizer_state,
+            workload.model_params_types,
         )
 
-    def step(self, train_state: Mapping[str, Any] | None = None) -> bool:
-        """``data_selection`` then ``update_params``; True when the submission ended training."""
+    def step(self, train_state: Callable[[], Mapping[str, Any]] = _empty_train_state) -> bool:
+        """``data_selection`` then ``update_params``; True when the submission ended training.
+        ``train_state`` builds the read-only clock state, for a submission whose signature asks for it."""
         step = self.global_step
-        self.step_rngs = self.adapter.split(self.adapter.fold_in(self.rng, step), 4)
-        data_select_rng, update_rng = self.step_rngs[:2]
-        with submission_call(self.submission, "data_selection", step):
+        self.keys = keys = self.step_keys(step)
+        try:
             batch = self.submission.module.data_selection(
                 workload=self.workload,
                 input_queue=self.input_queue,
@@ -125,27 +135,32 @@ class Trainer:
                 model_state=self.model_state,
                 hyperparameters=self.hyperparameters,
                 global_step=step,
-                rng=data_select_rng,
+                rng=keys[0],
             )
+        except Exception as error:
+            _note(error, self.submission, "data_selection", step)
+            raise
         complete = False
         try:
-            with submission_call(self.submission, "update_params", step):
-                self.optimizer_state, self.params, self.model_state = self.submission.update_params(
-                    train_state or MappingProxyType({}),
-                    workload=self.workload,
-                    current_param_container=self.params,
-                    current_params_types=self.workload.model_params_types,
-                    model_state=self.model_state,
-                    hyperparameters=self.hyperparameters,
-                    batch=batch,
-                    loss_type=self.workload.loss_type,
-                    optimizer_state=self.optimizer_state,
-                    eval_results=self.eval_results,
-                    global_step=step,
-                    rng=update_rng,
-                )
+            self.optimizer_state, self.params, self.model_state = self.submission.update_params(
+                train_state,
+                workload=self.workload,
+                current_param_container=self.params,
+                current_params_types=self.params_types,
+                model_state=self.model_state,
+                hyperparameters=self.hyperparameters,
+                batch=batch,
+                loss_type=self.workload.loss_type,
+                optimizer_state=self.optimizer_state,
+                eval_results=self.eval_results,
+                global_step=step,
+                rng=keys[1],
+            )
         except TrainingCompleteError:
             complete = True
+        except Exception as error:
+            _note(error, self.submission, "update_params", step)
+            raise
         self.global_step += 1
         return complete
 
@@ -155,19 +170,22 @@ class Trainer:
         return self.optimizer_state, self.params, self.model_state
 
     def prepare_for_eval(self, function: Callable[..., Any]) -> tuple[Any, Any, Any]:
-        with submission_call(self.submission, "prepare_for_eval", self.global_step):
+        try:
             self.optimizer_state, self.params, self.model_state = function(
                 workload=self.workload,
                 current_param_container=self.params,
-                current_params_types=self.workload.model_params_types,
+                current_params_types=self.params_types,
                 model_state=self.model_state,
                 hyperparameters=self.hyperparameters,
                 loss_type=self.workload.loss_type,
                 optimizer_state=self.optimizer_state,
                 eval_results=self.eval_results,
                 global_step=self.global_step,
-                rng=self.step_rngs[2],
+                rng=self.keys[2],
             )
+        except Exception as error:
+            _note(error, self.submission, "prepare_for_eval", self.global_step)
+            raise
         return self.outputs
 
     def evaluate(self, data_dir: str | None) -> dict[str, float]:
@@ -175,24 +193,17 @@ class Trainer:
             self.workload.eval_batch_size,
             self.adapter.eval_params(self.params),
             self.model_state,
-            self.step_rngs[3],
+            self.keys[3],
             data_dir,
             self.global_step,
         )
         return {k: float(v) for k, v in metrics.items()}
 
 
-@contextmanager
-def submission_call(submission: Submission, function: str, step: int | None = None) -> Iterator[None]:
-    """Name the submission function and step in any error it raises (shown under its traceback)."""
-    try:
-        yield
-    except TrainingCompleteError:
-        raise
-    except Exception as error:
-        when = "before the first step" if step is None else f"at step {step}"
-        error.add_note(f"raised by {function}() of submission {submission.name!r} {when}")
-        raise
+def _note(error: Exception, submission: Submission, function: str, step: int | None = None) -> None:
+    """Name the submission function and step that raised ``error`` (shown under its traceback)."""
+    when = "before the first step" if step is None else f"at step {step}"
+    error.add_note(f"raised by {function}() of submission {submission.name!r} {when}")
 
 
 def run_benchmark(
@@ -254,8 +265,9 @@ def run_benchmark(
             and not state["training_complete"]
             and not step_budget_spent
         ):
-            with watchdog.step("data_selection/update_params"):
-                state["training_complete"] = trainer.step(train_state())
+            watchdog.begin("data_selection/update_params")
+            state["training_complete"] = trainer.step(train_state)
+            watchdog.end()
             clock.end_step(trainer.outputs)
             result.global_step = clock.global_step
             result.submission_time = clock.submission_time
@@ -264,8 +276,9 @@ def run_benchmark(
             if not clock.eval_due(state["training_complete"] or step_budget_spent):
                 continue
             if prepare_for_eval is not None:
-                with watchdog.step("prepare_for_eval"):
-                    clock.timed_call(lambda: trainer.prepare_for_eval(prepare_for_eval))
+                watchdog.begin("prepare_for_eval")
+                clock.timed_call(lambda: trainer.prepare_for_eval(prepare_for_eval))
+                watchdog.end()
             state["is_time_remaining"] = clock.time_remaining
             if state["is_time_remaining"] or settings.step_budget:
                 score = clock.submission_time

@@ -33,7 +33,8 @@ class StepHangError(Exception):
 
 
 class StepWatchdog:
-    """``with watchdog.running(): ... with watchdog.step("update_params", step): ...``"""
+    """``with watchdog.running():`` around a run, ``watchdog.begin("update_params")`` ... ``watchdog.end()``
+    around each submission call."""
 
     def __init__(self, limit_sec: float, grace_sec: float = DEFAULT_GRACE_SEC) -> None:
         self.limit_sec = limit_sec
@@ -59,14 +60,13 @@ class StepWatchdog:
             faulthandler.cancel_dump_traceback_later()
             self._what = None
 
-    @contextmanager
-    def step(self, what: str) -> Iterator[None]:
-        """Time one submission call against the limit (two attribute writes: nothing on the hot path)."""
+    def begin(self, what: str) -> None:
+        """A submission call starts: from now it is timed against the limit (two attribute writes)."""
         self._what, self._since = what, time.monotonic()
-        try:
-            yield
-        finally:
-            self._what = None
+
+    def end(self) -> None:
+        """The submission call returned (an exception leaves ``running``, which stops the watch)."""
+        self._what = None
 
     def _check(self, signum: int, frame: FrameType | None) -> None:
         self._arm_hard_stop()

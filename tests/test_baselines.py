@@ -108,7 +108,7 @@ def test_nesterov_and_heavy_ball_momentum_differ() -> None:
 def test_warmup_linear_decay_matches_the_jax_schedule_at_every_step(
     warmup: int, decay: int, end: float
 ) -> None:
-    from algoperf_submissions._common.jax import warmup_linear_decay
+    from pytest_algoperf.submission_helpers.jax import warmup_linear_decay
 
     point = SimpleNamespace(
         learning_rate=1.0, warmup_factor=warmup / 100, decay_steps_factor=decay / 100, end_factor=end

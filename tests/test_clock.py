@@ -179,16 +179,45 @@ def test_prepare_for_eval_time_is_not_also_counted_as_eval_time() -> None:
     assert clock.submission_time + clock.eval_time <= clock.total_duration
 
 
-def test_every_reading_synchronizes_first_and_a_step_end_waits_for_the_steps_outputs() -> None:
+def test_a_step_end_does_not_wait_for_the_accelerator_but_every_decision_does() -> None:
+    """``end_step`` reads the time at once (no synchronisation per step); ``settle``, which every decision and
+    every excluded section calls first, waits for the last step's outputs before it reads the time."""
     fake = FakeTime()
     synchronized: list[tuple[Any, int]] = []
     clock = make_clock(fake, synchronize=lambda outputs: synchronized.append((outputs, fake.readings)))
     outputs = ("optimizer_state", "params", "model_state")
     fake.advance(1.0)
     clock.end_step(outputs)
-    # The clock was synchronised before it read the time (the reading count had not moved yet).
-    assert synchronized[-1] == (outputs, fake.readings - 1)
-    assert synchronized[0][0] is None  # start() has no outputs to wait for
+    assert [o for o, _ in synchronized] == [None]  # only start()'s reading
+    assert clock.time_remaining
+    assert synchronized[-1] == (outputs, fake.readings - 1)  # waited for the step, then read the time
+
+
+@pytest.mark.parametrize(
+    "decision",
+    [
+        lambda clock: clock.time_remaining,
+        lambda clock: clock.timed_call(lambda: None),
+        lambda clock: clock.untimed_eval().__enter__(),
+        lambda clock: clock.resume(),
+        lambda clock: clock.total_duration,
+    ],
+    ids=["budget", "timed-call", "eval", "resume", "total-duration"],
+)
+def test_work_still_queued_at_a_step_end_is_counted_before_any_decision(
+    decision: Callable[[BenchmarkClock], Any],
+) -> None:
+    """The step's own reading saw 1 s; the accelerator needed 0.5 s more, which ``settle`` adds: the
+    intervals telescope, so the sum is exact once the last one is closed after the outputs are ready."""
+    fake = FakeTime()
+    clock = make_clock(fake, synchronize=lambda outputs: fake.advance(0.5) if outputs == "queued" else None)
+    fake.advance(1.0)
+    clock.end_step("queued")
+    assert clock.submission_time == pytest.approx(1.0)
+    decision(clock)
+    assert clock.submission_time == pytest.approx(1.5)
+    clock.settle()  # idempotent: nothing is queued any more
+    assert clock.submission_time == pytest.approx(1.5)
 
 
 # ---- the public fixture ------------------------------------------------------------------------------

@@ -46,7 +46,8 @@ def test_a_hang_that_python_cannot_interrupt_ends_the_process_with_every_threads
         from pytest_algoperf.watchdog import StepWatchdog
 
         watchdog = StepWatchdog(0.5, grace_sec=0.5)
-        with watchdog.running(), watchdog.step("update_params"):
+        with watchdog.running():
+            watchdog.begin("update_params")
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})  # as if stuck inside C code
             time.sleep(60)
         """

@@ -45,7 +45,7 @@ def get_batch_size(workload_name):
 FIRST_STEP_SCRIPT = """\
 import collections, json
 import jax, numpy as np
-from algoperf_submissions._common.jax import _train_step
+from pytest_algoperf.submission_helpers.jax import _train_step
 from algoperf_submissions.adamw import jax as adamw
 from algoperf_workloads.mnist.jax import MnistWorkload
 from pytest_algoperf.frameworks.jax_adapter import ADAPTER

@@ -199,10 +199,17 @@ def test_train_state_is_passed_only_when_update_params_names_it() -> None:
         return "with"
 
     state = types.MappingProxyType({"training_complete": False})
+    built: list[int] = []
+
+    def train_state() -> types.MappingProxyType:
+        built.append(1)
+        return state
+
     plain = fake_submission(module_with(update_params=without_train_state))
-    assert plain.update_params(state, workload="w", global_step=3) == "without"
+    assert plain.update_params(train_state, workload="w", global_step=3) == "without"
+    assert built == []  # not even built: the mapping is made only for a submission that takes it
     aware = fake_submission(module_with(update_params=with_train_state))
-    assert aware.update_params(state, workload="w", global_step=4) == "with"
+    assert aware.update_params(train_state, workload="w", global_step=4) == "with"
     assert calls == [
         {"workload": "w", "global_step": 3},
         {"workload": "w", "global_step": 4, "train_state": state},

@@ -1,8 +1,9 @@
 """AlgoPerf's ``random_utils`` (imported as ``prng``): ``PRNGKey``, ``split`` and ``fold_in``.
 
-AlgoPerf picks JAX's or numpy's keys by its ``--framework`` flag; here the key itself says which: the harness
-hands JAX submissions JAX keys and PyTorch submissions numpy key pairs
-(:mod:`pytest_algoperf.frameworks.numpy_rng`), and each function keeps the kind it was given.
+AlgoPerf picks JAX's or numpy's keys by its ``--framework`` flag; here a JAX array is a JAX key, and a numpy
+key pair is one when the run training now is a JAX run (``active_framework``; the harness hands each step's
+keys over as numpy pairs in both frameworks, see :mod:`pytest_algoperf.frameworks.step_keys`), else a
+:mod:`pytest_algoperf.frameworks.numpy_rng` key; each function keeps the kind it was given.
 ``PRNGKey(seed)`` makes a numpy key pair, as AlgoPerf does for PyTorch, unless ``framework="jax"``.
 """
 
@@ -12,11 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from pytest_algoperf.frameworks import numpy_rng
+from pytest_algoperf.frameworks import active_framework, numpy_rng
 
 
 def _is_jax_key(rng: Any) -> bool:
-    return type(rng).__module__.startswith("jax") and not isinstance(rng, np.ndarray)
+    if isinstance(rng, np.ndarray):  # the harness hands JAX runs their step keys as numpy pairs too
+        return active_framework() == "jax"
+    return type(rng).__module__.startswith("jax")
 
 
 def PRNGKey(seed: int, framework: str = "pytorch") -> Any:

@@ -6,9 +6,24 @@ Adapters are imported lazily, so a PyTorch session never imports JAX and the rev
 from __future__ import annotations
 
 import importlib
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pytest_algoperf.frameworks.step_keys import StepKeys
 
 FRAMEWORKS = ("pytorch", "jax")
+_active = ""
+
+
+def active_framework() -> str:
+    """The framework of the run training in this process ("" before any): it tells AlgoPerf's ``prng``
+    helpers which keys a numpy key pair stands for, as AlgoPerf's ``--framework`` flag does."""
+    return _active
+
+
+def set_active_framework(name: str) -> None:
+    global _active
+    _active = name
 
 
 class FrameworkAdapter(Protocol):
@@ -37,9 +52,10 @@ class FrameworkAdapter(Protocol):
 
     def make_rng(self, seed: int) -> Any: ...
 
-    def fold_in(self, rng: Any, data: int) -> Any: ...
-
     def split(self, rng: Any, num: int) -> list[Any]: ...
+
+    def step_keys(self, rng: Any) -> StepKeys:
+        """Each step's four keys, ``split(fold_in(rng, step), 4)``, derived a block of steps at a time."""
 
     def synchronize(self, outputs: Any) -> None:
         """Block until the accelerator has finished computing ``outputs`` (the clock reads time after it)."""

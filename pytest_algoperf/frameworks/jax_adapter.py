@@ -14,6 +14,7 @@ so it compiles once instead of once more at its second call.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from pytest_algoperf.frameworks.step_keys import KEYS_PER_STEP, StepKeys
 from pytest_algoperf.spec import ParameterType, ShapeTuple
 
 BATCH_AXIS = "batch"
@@ -100,11 +102,11 @@ class JaxAdapter:
     def make_rng(self, seed: int) -> Any:
         return jax.random.PRNGKey(seed)
 
-    def fold_in(self, rng: Any, data: int) -> Any:
-        return jax.random.fold_in(rng, data)
-
     def split(self, rng: Any, num: int) -> list[Any]:
         return list(jax.random.split(rng, num))
+
+    def step_keys(self, rng: Any) -> StepKeys:
+        return StepKeys(rng, lambda key, first, count: np.asarray(_step_keys_block(key, first, count)))
 
     def synchronize(self, outputs: Any) -> None:
         jax.block_until_ready(outputs)
@@ -114,6 +116,13 @@ class JaxAdapter:
         import optax
 
         return {"jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__}
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _step_keys_block(rng: Any, first: int, count: int) -> jax.Array:
+    """``split(fold_in(rng, step), KEYS_PER_STEP)`` for ``count`` steps from ``first``, in one dispatch."""
+    steps = first + jnp.arange(count)
+    return jax.vmap(lambda step: jax.random.split(jax.random.fold_in(rng, step), KEYS_PER_STEP))(steps)
 
 
 ADAPTER = JaxAdapter()

@@ -13,6 +13,7 @@ import torch
 
 from pytest_algoperf.distributed import process_group
 from pytest_algoperf.frameworks import numpy_rng, pytorch_ddp
+from pytest_algoperf.frameworks.step_keys import StepKeys
 from pytest_algoperf.spec import ParameterType, ShapeTuple
 
 
@@ -57,8 +58,10 @@ class PyTorchAdapter:
         return pytorch_ddp.unwrap_model(params)
 
     make_rng = staticmethod(numpy_rng.make_key)
-    fold_in = staticmethod(numpy_rng.fold_in)
     split = staticmethod(numpy_rng.split)
+
+    def step_keys(self, rng: Any) -> StepKeys:
+        return StepKeys(rng, numpy_rng.step_keys_block)
 
     def synchronize(self, outputs: Any) -> None:
         if self._device == "cuda":

@@ -1,5 +1,5 @@
 """AdamW (optax.adamw) with linear warmup then cosine decay over ``workload.step_hint``, one jitted step
-(``algoperf_submissions._common.jax``)."""
+(``pytest_algoperf.submission_helpers.jax``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import optax
 
-from algoperf_submissions._common import batch_size
-from algoperf_submissions._common.jax import (
+from pytest_algoperf.submission_helpers import batch_size
+from pytest_algoperf.submission_helpers.jax import (
     data_selection,
     optimizer_state,
     update_params,

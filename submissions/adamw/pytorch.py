@@ -1,7 +1,7 @@
 """AdamW (torch.optim.AdamW) with linear warmup then cosine decay over ``workload.step_hint``.
 
-The training step, the batch sizes and data selection are the baselines' shared ones
-(``algoperf_submissions._common``); a submission of your own may equally define all five functions itself.
+The training step, the batch sizes and data selection are the baselines' shared ones, public in
+``pytest_algoperf.submission_helpers``; a submission of your own may equally define all five functions itself.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
-from algoperf_submissions._common import batch_size
-from algoperf_submissions._common.pytorch import data_selection, optimizer_state, update_params
 from pytest_algoperf.schedules import warmup_cosine_factor
+from pytest_algoperf.submission_helpers import batch_size
+from pytest_algoperf.submission_helpers.pytorch import data_selection, optimizer_state, update_params
 
 __all__ = ["data_selection", "get_batch_size", "init_optimizer_state", "update_params"]
 

@@ -1,13 +1,13 @@
 """SGD with heavy-ball momentum (AlgoPerf's momentum baseline), optax.sgd: L2 weight decay,
-linear warmup then linear decay, optional gradient clipping (see algoperf_submissions._common)."""
+linear warmup then linear decay, optional gradient clipping (see pytest_algoperf.submission_helpers)."""
 
 from __future__ import annotations
 
 import functools
 from typing import Any
 
-from algoperf_submissions._common import batch_size
-from algoperf_submissions._common.jax import data_selection, sgd_optimizer_state, update_params
+from pytest_algoperf.submission_helpers import batch_size
+from pytest_algoperf.submission_helpers.jax import data_selection, sgd_optimizer_state, update_params
 
 __all__ = ["data_selection", "get_batch_size", "init_optimizer_state", "update_params"]
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from algoperf_submissions._common import batch_size
-from algoperf_submissions._common.pytorch import data_selection, optimizer_state, update_params
 from pytest_algoperf.schedules import warmup_cosine_factor
+from pytest_algoperf.submission_helpers import batch_size
+from pytest_algoperf.submission_helpers.pytorch import data_selection, optimizer_state, update_params
 
 __all__ = ["data_selection", "get_batch_size", "init_optimizer_state", "update_params"]
 

@@ -1,13 +1,13 @@
 """SGD with Nesterov momentum (AlgoPerf's nesterov baseline), torch.optim.SGD: L2 weight decay,
-linear warmup then linear decay, optional gradient clipping (see algoperf_submissions._common)."""
+linear warmup then linear decay, optional gradient clipping (see pytest_algoperf.submission_helpers)."""
 
 from __future__ import annotations
 
 import functools
 from typing import Any
 
-from algoperf_submissions._common import batch_size
-from algoperf_submissions._common.pytorch import data_selection, sgd_optimizer_state, update_params
+from pytest_algoperf.submission_helpers import batch_size
+from pytest_algoperf.submission_helpers.pytorch import data_selection, sgd_optimizer_state, update_params
 
 __all__ = ["data_selection", "get_batch_size", "init_optimizer_state", "update_params"]
 

@@ -13,6 +13,8 @@ from pytest_algoperf.frameworks.pytorch_ddp import global_mean_loss
 from pytest_algoperf.schedules import warmup_linear_decay_factor
 from pytest_algoperf.spec import ForwardPassMode
 
+__all__ = ["data_selection", "optimizer_state", "sgd_optimizer_state", "train_step", "update_params"]
+
 
 def optimizer_state(optimizer: torch.optim.Optimizer, lr_factor: Callable[[int], float]) -> dict[str, Any]:
     """The baselines' optimizer_state: the optimizer and its schedule (a multiplier of the peak rate)."""

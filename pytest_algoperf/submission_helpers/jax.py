@@ -14,6 +14,17 @@ import optax
 
 from pytest_algoperf.spec import ForwardPassMode
 
+__all__ = [
+    "data_selection",
+    "optimizer_state",
+    "sgd",
+    "sgd_optimizer_state",
+    "update_params",
+    "warmup_cosine",
+    "warmup_linear_decay",
+    "with_grad_clip",
+]
+
 
 def warmup_cosine(hyperparameters: Any, step_hint: int) -> optax.Schedule:
     """Linear warmup over ``warmup_factor`` of ``step_hint``, then cosine decay to 0 at ``step_hint``."""
