@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,15 @@ def write_json_atomically(path: Path, document: Any) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
     temporary.replace(path)
+
+
+def clear_session_files(output: Path) -> None:
+    """Remove what an earlier session wrote in ``output``, so files of two sessions never mix; files of other
+    tools in the folder are left alone."""
+    for stale in (output / "experiments", output / "curves"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale in (output / "results.json", output / "report.md", *output.glob("performance_profile_*.png")):
+        stale.unlink(missing_ok=True)
 
 
 def write_results(path: Path, session: Mapping[str, Any], results: Iterable[RunResult]) -> None:
