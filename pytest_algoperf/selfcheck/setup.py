@@ -12,6 +12,7 @@ from pytest_algoperf.loop import RunSettings
 from pytest_algoperf.registry import builtin_entries
 from pytest_algoperf.score.search_space import load_search_space
 from pytest_algoperf.score.tuning import as_hyperparameters
+from pytest_algoperf.session import run_seed
 from pytest_algoperf.spec import Workload
 from pytest_algoperf.submission import Submission, load_submission, resolve_submission
 
@@ -39,7 +40,8 @@ class Bench:
         return step_schedule(self.workload).eval_every_steps
 
 
-def make_bench(workload: str, framework: str, submission: str, seed: int = 0) -> Bench:
+def make_bench(workload: str, framework: str, submission: str, session_seed: int = 0) -> Bench:
+    """The run a session with ``session_seed`` makes of ``workload`` (study 0, trial 0): the same seed."""
     entry = next((e for e in builtin_entries() if e.name == workload), None)
     if entry is None:
         raise ValueError(f"unknown workload {workload!r}")
@@ -47,5 +49,6 @@ def make_bench(workload: str, framework: str, submission: str, seed: int = 0) ->
     adapter.activate("cpu", 1)
     loaded = load_submission(resolve_submission(submission, framework, Path.cwd()))
     point = load_search_space(loaded.source.search_space_path).first_point()
+    seed = run_seed(session_seed, workload, study=0, trial=0)
     settings = RunSettings(seed=seed, hyperparameters=as_hyperparameters(point), threads=1)
     return Bench(entry.create(framework, None, "cpu"), framework, adapter, loaded, settings)
