@@ -29,8 +29,11 @@ from algoperf_workloads.librispeech_conformer_mini.data import (
 from pytest_algoperf.array_workload import ArrayWorkload
 from pytest_algoperf.spec import LossType
 
-NUM_EVAL_TRAIN_EXAMPLES = 500
-EVAL_BATCH_SIZE = 500  # divides every eval split, so JAX compiles a single eval shape
+# A quarter of validation, rounded up to whole eval batches (README, "Where we deviate": eval-train subsets).
+NUM_EVAL_TRAIN_EXAMPLES = 150
+# Divides every eval split (one jitted shape in JAX); on one CPU thread JAX evaluates batches of 50 ~1.5x
+# faster than 500, PyTorch as fast.
+EVAL_BATCH_SIZE = 50
 
 # The Conformer (AlgoPerf's family, FEASIBILITY's size).
 ENCODER_DIM = 64
