@@ -108,7 +108,7 @@ def read(path: Path, key: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
     try:
         with np.load(path, allow_pickle=False) as stored:
             arrays = {name: stored[name] for name in stored.files}
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
         warnings.warn(
