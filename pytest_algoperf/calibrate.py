@@ -18,8 +18,16 @@
    step_hint stays the one the runs used (the schedules were sized by it, so the targets hold only with it);
    the steps the fastest framework takes in the budget are recorded beside it, to revise it by hand.
 4. The entry is written to the workload's ``calibration.json`` (or ``--output``) with this command, the
-   machine and the date. A variant's entry keeps the targets only: its budget is its base workload's, and
-   its runs already used the base workload's step_hint.
+   machine and the date: the targets shared by all hardware, the budget, eval period and steps in the budget
+   under the hardware profile of ``--device`` (``--profile``; default ``cpu-1thread``, ``cuda-nvidia-h200``
+   ...). A variant's entry keeps the targets only: its budget is its base workload's, and its runs already
+   used the base workload's step_hint.
+
+A profile for other hardware keeps the shared targets: ``--keep-targets`` reruns the committed point (the
+entry's ``measured.point``) with ``--seeds`` seeds on ``--device`` and sets only that profile's budget, from
+the reruns' times to the committed validation target (step 3's budget rule). ``--derive-from PROFILE`` is the
+quick way (``pytest_algoperf.hardware.derive``): it measures the baseline's step rate here and scales that
+profile's budget by it, marked as derived.
 
 Evaluations are step-based (``--eval-every-steps``), and ``--max-steps`` makes the runs themselves
 independent of the machine's load, so the targets are reproducible; only the budget depends on speed.
@@ -34,20 +42,29 @@ import argparse
 import functools
 import json
 import math
-import os
 import shlex
 import sys
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pytest_algoperf.calibration import BUDGET_KEYS, CalibratedWorkload, CalibrationError, load_calibration
+from pytest_algoperf.calibration import (
+    BUDGET_KEYS,
+    CalibratedWorkload,
+    CalibrationError,
+    calibrated_entry,
+    load_calibration,
+    profile_record,
+    read_calibration_file,
+    with_profile,
+)
+from pytest_algoperf.calibration_progress import Counter, Progress, Trial, say
 from pytest_algoperf.frameworks import get_adapter
+from pytest_algoperf.hardware.profiles import DeviceDescription
+from pytest_algoperf.hardware.selection import describe_calibration_device
 from pytest_algoperf.loop import RunSettings, run_benchmark
 from pytest_algoperf.registry import WorkloadEntry, builtin_entries
 from pytest_algoperf.reporting.environment import machine_info
@@ -69,60 +86,9 @@ RUN_ARGUMENTS = (
     "eval_every_steps",
     "threads",
     "data_dir",
+    "device",
+    "keep_targets",
 )
-
-
-@dataclass(frozen=True)
-class Trial:
-    """What calibration keeps of one run: enough to set targets and to resume without rerunning it."""
-
-    submission: str
-    framework: str
-    point: dict[str, Any]
-    seed: int
-    best_validation: float
-    best_test: float
-    steps_per_sec: float
-    curve: list[tuple[float, float]]  # (submission time, validation value) at every eval
-
-    def time_to(self, target: float, higher_is_better: bool) -> float:
-        for score, value in self.curve:
-            if value >= target if higher_is_better else value <= target:
-                return score
-        return math.inf
-
-
-class Progress:
-    """The finished runs of one calibration, saved after each, so an interrupted command resumes."""
-
-    def __init__(self, path: Path, fingerprint: dict[str, Any]) -> None:
-        self.path = path
-        self.fingerprint = fingerprint
-        self.trials: dict[str, Trial] = {}
-        if path.is_file():
-            saved = json.loads(path.read_text())
-            if saved.get("fingerprint") == fingerprint:
-                self.trials = {key: _trial_from_json(value) for key, value in saved["trials"].items()}
-                _say(f"resuming from {path}: {len(self.trials)} runs already done")
-            else:
-                _say(f"{path} holds a calibration with other arguments; starting afresh")
-
-    def run(self, key: str, train: Callable[[], Trial]) -> Trial:
-        if key not in self.trials:
-            self.trials[key] = train()
-            self._save()
-        return self.trials[key]
-
-    def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".tmp")
-        document = {"fingerprint": self.fingerprint, "trials": {k: asdict(t) for k, t in self.trials.items()}}
-        partial.write_text(json.dumps(document, indent=1))
-        os.replace(partial, self.path)  # never a half-written progress file
-
-
-def _trial_from_json(data: dict[str, Any]) -> Trial:
-    return Trial(**{**data, "curve": [tuple(pair) for pair in data["curve"]]})
 
 
 def train_without_target(
@@ -150,6 +116,7 @@ def train_without_target(
         eval_every_steps=args.eval_every_steps,
         threads=args.threads,
         step_budget=args.max_steps,
+        device=args.device,
     )
     run_benchmark(workload, submission, get_adapter(framework), settings, result)
     better = max if workload.target_metric_higher_is_better else min
@@ -179,12 +146,16 @@ def sweep_points(submissions: list[str], framework: str, trials: int) -> list[tu
 def calibrate(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     frameworks = args.framework.split(",")
     entry = find_entry(args.workload)
-    workloads = {f: entry.create(f, args.data_dir, "cpu") for f in frameworks}
+    workloads = {f: entry.create(f, args.data_dir, args.device) for f in frameworks}
     first = workloads[frameworks[0]]
     higher = first.target_metric_higher_is_better
-    candidates = sweep_points(args.submission.split(","), frameworks[0], args.trials)
+    if args.keep_targets:  # the committed point alone: its run is the first framework's seed-0 rerun
+        committed = first.calibration
+        candidates = [committed_point(first, args)]
+    else:
+        candidates = sweep_points(args.submission.split(","), frameworks[0], args.trials)
     total = len(candidates) + args.seeds * len(frameworks)
-    counter = _Counter(total)
+    counter = Counter(total)
 
     sweep = []
     for index, (name, point) in enumerate(candidates):
@@ -216,7 +187,60 @@ def calibrate(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
                 f"rerun {framework} seed {seed}: best validation {trial.best_validation:.4f}, "
                 f"best test {trial.best_test:.4f}, {trial.steps_per_sec:.0f} steps/s"
             )
+    if args.keep_targets:
+        return budget_for_targets(args, first, winner, reruns, committed.validation_target)
     return targets_from_reruns(args, first, winner, sweep, reruns)
+
+
+def committed_point(workload: CalibratedWorkload, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The (submission, point) that set the entry's targets, as its ``measured`` block records them."""
+    measured = read_calibration_file(workload.calibration_file)[workload.calibration_entry].get(
+        "measured", {}
+    )
+    if "point" not in measured:
+        raise SystemExit(
+            f"calibrate: {workload.calibration_file} entry {workload.calibration_entry!r} records no "
+            "calibrated point (measured.point): calibrate its targets first, without --keep-targets"
+        )
+    return measured.get("submission", args.submission.split(",")[0]), measured["point"]
+
+
+def budget_for_targets(
+    args: argparse.Namespace, workload: CalibratedWorkload, winner: Trial, reruns: list[Trial], target: float
+) -> dict[str, Any]:
+    """A hardware profile's budget against the committed target: step 3's rule on the reruns that met it."""
+    higher = workload.target_metric_higher_is_better
+    met = [t for t in reruns if math.isfinite(t.time_to(target, higher))]
+    short = sorted({t.framework for t in reruns} - {t.framework for t in met})
+    if short:
+        raise SystemExit(
+            f"calibrate: no {', '.join(short)} rerun reached the committed validation target {target} on "
+            f"{args.device}; give the runs more --max-steps (or --budget-sec)"
+        )
+    budget = _budget(args, met, target, higher)
+    return {
+        "max_allowed_runtime_sec": budget,
+        "eval_period_time_sec": args.eval_period_sec,
+        "command": "python -m pytest_algoperf.calibrate " + shlex.join(args.argv),
+        "measured": {
+            "steps_in_budget": int(max(t.steps_per_sec for t in met) * budget),
+            "date": datetime.now(UTC).date().isoformat(),
+            "machine": machine_info()["processor"],
+        },
+        "reruns": [
+            {"framework": t.framework, "seed": t.seed, "time_to_target": t.time_to(target, higher)}
+            for t in reruns
+        ],
+    }
+
+
+def _budget(args: argparse.Namespace, met: list[Trial], target: float, higher: bool) -> float:
+    """4/3 of the slowest framework's --budget-quantile time to ``target``, floored by --min-budget-sec."""
+    slowest = max(
+        float(np.quantile([t.time_to(target, higher) for t in met if t.framework == f], args.budget_quantile))
+        for f in sorted({t.framework for t in met})
+    )
+    return round(max(slowest * 4 / 3, args.min_budget_sec), 2)
 
 
 def targets_from_reruns(
@@ -235,16 +259,7 @@ def targets_from_reruns(
         if (t.best_validation >= validation_target if higher else t.best_validation <= validation_target)
     ]
     test_target = min(t.best_test for t in met) if higher else max(t.best_test for t in met)
-    frameworks = sorted({t.framework for t in met})
-    slowest = max(
-        float(
-            np.quantile(
-                [t.time_to(validation_target, higher) for t in met if t.framework == f], args.budget_quantile
-            )
-        )
-        for f in frameworks
-    )
-    budget = round(max(slowest * 4 / 3, args.min_budget_sec), 2)
+    budget = _budget(args, met, validation_target, higher)
     return {
         "validation_target": _round_leniently(validation_target, higher),
         "test_target": _round_leniently(test_target, higher),
@@ -292,30 +307,14 @@ def find_entry(name: str) -> WorkloadEntry:
     return entries[name]
 
 
-class _Counter:
-    """Progress lines on stderr: how many runs are done, and a rough time left from the mean so far."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.done, self.started = total, 0, time.monotonic()
-
-    def say(self, line: str) -> None:
-        self.done += 1
-        left = (time.monotonic() - self.started) / self.done * (self.total - self.done)
-        _say(f"[{self.done}/{self.total}, ~{left / 60:.0f} min left] {line}")
-
-
-def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_algoperf.calibrate", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--workload", required=True)
+    parser.add_argument("--workload", required=True, help="with --derive-from: a comma list")
     parser.add_argument("--submission", default="adamw", help="comma list; each one's points are swept")
     parser.add_argument("--framework", default="pytorch", help="comma list; reruns happen in each")
-    length = parser.add_mutually_exclusive_group(required=True)
+    length = parser.add_mutually_exclusive_group()
     length.add_argument("--budget-sec", type=float, help="training time of each run")
     length.add_argument(
         "--max-steps",
@@ -327,7 +326,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--trials", type=int, default=5, help="sweep size per submission: its first N fixed or Halton points"
     )
     parser.add_argument("--eval-every-steps", type=int, default=10)
-    parser.add_argument("--eval-period-sec", type=float, required=True, help="eval_period_time_sec to record")
+    parser.add_argument("--eval-period-sec", type=float, help="eval_period_time_sec to record")
     parser.add_argument(
         "--target-quantile",
         type=float,
@@ -351,6 +350,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=1, help="CPU threads (default 1: steady timings beside other load)"
     )
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the runs train")
+    parser.add_argument(
+        "--profile", help="the hardware profile to write (default: named after the device, cpu-1thread ...)"
+    )
+    parser.add_argument(
+        "--keep-targets",
+        action="store_true",
+        help="keep the committed targets and write only this device's profile (its budget against them)",
+    )
+    parser.add_argument(
+        "--derive-from",
+        metavar="PROFILE",
+        help="derive this device's profile from PROFILE's by the baseline's step rate here (a quick start)",
+    )
+    parser.add_argument(
+        "--derive-steps",
+        type=int,
+        default=50,
+        help="with --derive-from: timed steps per framework (default 50)",
+    )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--quick", action="store_true", help="one sweep point and two seeds: a smoke test")
     parser.add_argument(
@@ -362,6 +381,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--write", action="store_true", help="update the workload's calibration.json")
     parser.add_argument("--output", type=Path, default=None, help="with --write: write this file instead")
     args = parser.parse_args(argv)
+    if not args.derive_from:
+        if args.budget_sec is None and args.max_steps is None:
+            parser.error("one of the arguments --budget-sec --max-steps is required")
+        if args.eval_period_sec is None:
+            parser.error("the following arguments are required: --eval-period-sec")
     if args.quick:
         args.trials, args.seeds = 1, 2
     args.argv = argv
@@ -371,20 +395,71 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.derive_from:
+        from pytest_algoperf.hardware.derive import derive
+
+        return derive(args)
     entry = find_entry(args.workload)
+    frameworks = args.framework.split(",")
+    device = calibration_device(args, frameworks)
+    workload = entry.create(frameworks[0], args.data_dir, args.device)
+    path = args.output or workload.calibration_file
+    document = _document_to_write(args, workload, path)
+    name = workload.calibration_entry
+    if (
+        args.write
+        and not args.keep_targets
+        and args.device != "cpu"
+        and "validation_target" in document.get(name, {})
+    ):
+        raise SystemExit(
+            f"calibrate: {path} entry {name!r} has targets, which all hardware shares; add --keep-targets to "
+            f"write only the {args.device} profile's budget against them (or --output elsewhere)"
+        )
+    if args.keep_targets and workload.is_variant:
+        raise SystemExit(
+            f"calibrate: {name} is a variant: its budget is {workload.base_name}'s; calibrate that"
+        )
     progress = Progress(args.progress, {name: getattr(args, name) for name in RUN_ARGUMENTS})
     values = calibrate(args, progress)
     print(json.dumps(values, indent=2))
     if args.write:
-        workload = entry.create(args.framework.split(",")[0], args.data_dir, "cpu")
-        path = args.output or workload.calibration_file
-        document = json.loads(path.read_text()) if path.is_file() else {}
+        profile = args.profile or device.default_profile_name()
         if workload.is_variant:  # a variant keeps its base workload's budget (calibration.BUDGET_KEYS)
-            values = {key: value for key, value in values.items() if key not in BUDGET_KEYS}
-        document[workload.calibration_entry] = values
+            document[name] = {key: value for key, value in values.items() if key not in BUDGET_KEYS}
+        elif args.keep_targets:
+            document[name] = with_profile(document[name], profile, profile_record(values, device))
+        else:
+            document[name] = calibrated_entry(values, document.get(name), profile, device)
+            others = [p for p in document[name]["profiles"] if p != profile]
+            if others:
+                say(
+                    f"profiles {', '.join(others)} were measured against the previous targets: recalibrate "
+                    "them with --keep-targets"
+                )
         path.write_text(json.dumps(document, indent=2) + "\n")
-        _say(f"wrote {path} entry {workload.calibration_entry!r}")
+        say(f"wrote {path} entry {name!r}, hardware profile {profile!r}")
     return 0
+
+
+def calibration_device(args: argparse.Namespace, frameworks: list[str]) -> DeviceDescription:
+    """The device the runs train on, as a profile describes it; a clear exit when it is not there."""
+    for framework in frameworks:
+        try:
+            get_adapter(framework).select_device(args.device)
+        except (ValueError, ImportError) as error:
+            raise SystemExit(f"calibrate: --device {args.device}: {error}") from None
+    try:
+        return describe_calibration_device(args.device, args.threads, frameworks)
+    except ValueError as error:
+        raise SystemExit(f"calibrate: {error}") from None
+
+
+def _document_to_write(args: argparse.Namespace, workload: CalibratedWorkload, path: Path) -> dict[str, Any]:
+    """The file's entries; a new ``--output`` file starts empty, or (adding a profile) from the workload's."""
+    if path.is_file():
+        return read_calibration_file(path)
+    return read_calibration_file(workload.calibration_file) if args.keep_targets else {}
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ latest over ranks, so all ranks take the same decisions at the same steps.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -325,6 +326,8 @@ def _describe(result: RunResult, workload: Workload, settings: RunSettings, budg
     result.budget_sec = budget
     result.step_budget = settings.step_budget
     result.device = settings.device
+    result.hardware_profile = workload.hardware_profile
+    result.cuda_visible_devices = os.environ.get("CUDA_VISIBLE_DEVICES")
     result.eval_every_steps = settings.eval_every_steps
     result.threads = settings.threads
     result.workers = settings.workers

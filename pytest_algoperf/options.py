@@ -134,8 +134,28 @@ OPTIONS = [
     ),
     OptionSpec(
         "--algoperf-threads",
-        "CPU threads per benchmark process (default: auto, the cores divided by the pytest-xdist workers)",
+        "CPU threads per benchmark process (default: auto, the CPU hardware profile's thread count that fits "
+        "in the cores divided by the pytest-xdist workers)",
         "auto",
+    ),
+    OptionSpec(
+        "--algoperf-hardware-profile",
+        "hardware profile whose budgets apply: auto (default: the one matching this session's device, CPU "
+        "threads or GPU model) or a profile name, to borrow another hardware's budgets knowingly",
+        "auto",
+    ),
+    OptionSpec(
+        "--algoperf-share-devices",
+        "let pytest-xdist workers share GPUs, and workers x threads exceed the CPUs (default: refused, since "
+        "each run's time would include the others' work)",
+        "false",
+        is_flag=True,
+    ),
+    OptionSpec(
+        "--algoperf-shard",
+        "K/N: run only shard K of N of the planned runs (a deterministic split, balanced by budgets); merge "
+        "the shards' results with python -m pytest_algoperf.merge",
+        "",
     ),
     OptionSpec("--algoperf-ruleset", "tuning ruleset: external or self (default: external)", "external"),
     OptionSpec("--algoperf-trials", "external tuning: trials per study (default: 1)", "1"),
@@ -183,6 +203,9 @@ class Settings:
     baseline_code: str | None = None
     paired_sec: float = 6.0
     hang_timeout: float | None = None  # None: the run's budget, at least 30 s
+    hardware_profile: str | None = None  # None: the profile matching the device
+    share_devices: bool = False
+    shard: tuple[int, int] | None = None  # (K, N): shard K (from 1) of N
 
     @property
     def benchmarking(self) -> bool:
@@ -274,7 +297,29 @@ def resolve_settings(config: pytest.Config) -> Settings:
         hang_timeout=_number("--algoperf-hang-timeout", raw["algoperf_hang_timeout"], float, minimum=0.1)
         if raw["algoperf_hang_timeout"]
         else None,
+        hardware_profile=None
+        if raw["algoperf_hardware_profile"] in ("", "auto")
+        else raw["algoperf_hardware_profile"],
+        share_devices=_flag(raw["algoperf_share_devices"]),
+        shard=_shard(raw["algoperf_shard"]),
     )
+
+
+def _shard(value: str) -> tuple[int, int] | None:
+    """``--algoperf-shard=K/N``, 1 <= K <= N."""
+    if not value:
+        return None
+    index, _, count = str(value).partition("/")
+    try:
+        shard = int(index), int(count)
+    except ValueError:
+        shard = (0, 0)
+    if not 1 <= shard[0] <= shard[1]:
+        raise pytest.UsageError(
+            f"--algoperf-shard={value!r} is not valid; give K/N with 1 <= K <= N, e.g. 2/3 for the second of "
+            "three shards"
+        )
+    return shard
 
 
 def flag_value(config: pytest.Config, dest: str) -> bool:

@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 from _pytest.config import create_terminal_writer
 
-from pytest_algoperf import hookspecs
+from pytest_algoperf import hookspecs, shards
 from pytest_algoperf.clock import BenchmarkClock
 from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.gate.schedule import uses_step_mode
+from pytest_algoperf.hardware.gpus import worker_index
+from pytest_algoperf.hardware.selection import header_lines
 from pytest_algoperf.items import BenchmarkItem, BenchmarkSuite
 from pytest_algoperf.listing import workloads_table
 from pytest_algoperf.options import add_options, flag_value, resolve_settings
@@ -51,8 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not settings.benchmarking:
         return
     registry = _registry(config)
-    workers = config.workerinput["workercount"] if _is_xdist_worker(config) else 1  # type: ignore[attr-defined]
-    session = AlgoPerfSession(settings, registry, workers=workers)
+    workers, worker = _xdist_workers(config)
+    session = AlgoPerfSession(settings, registry, workers=workers, worker_index=worker)
     under_xdist = _is_xdist_worker(config) or bool(getattr(config.option, "numprocesses", None))
     session.prepare(Path(config.invocation_params.dir), under_xdist=under_xdist)
     config.stash[SESSION] = session
@@ -106,6 +108,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
             f"algoperf: torchrun rank {group.rank} of {group.world_size} ({group.backend}); "
             "DDP in every run, rank 0 reports"
         )
+    lines += header_lines(session.hardware, session.workers)
+    lines += [line] if (line := shards.header_line(session)) else []
     lines += _gate_header(session)
     uncalibrated = [e.name for e in session.registry if not e.in_default_suite and e.name not in s.workloads]
     if uncalibrated and not s.workloads:
@@ -128,6 +132,7 @@ def pytest_collection_modifyitems(
         return
     suite = BenchmarkSuite.from_parent(session, name="algoperf", nodeid="algoperf", algoperf=algoperf)
     items[:] = list(suite.collect())
+    shards.keep_shard(config, algoperf, items)
     # Report the suite like any collected node, so the terminal counts "collected N items" and xdist sees it.
     session.ihook.pytest_collectreport(report=pytest.CollectReport(suite.nodeid, "passed", None, items))
     for item in items:
@@ -187,6 +192,15 @@ def _gate_header(session: AlgoPerfSession) -> list[str]:
     if s.baseline_code:
         lines.append(f"algoperf: step times paired with the baseline's code: {s.baseline_code}")
     return lines
+
+
+def _xdist_workers(config: pytest.Config) -> tuple[int, int | None]:
+    """(workers benchmarking side by side, this worker's number or None outside workers): in a worker from
+    its workerinput, in the controller from ``-n`` (which pytest-xdist has resolved by now)."""
+    if _is_xdist_worker(config):
+        workerinput = config.workerinput  # type: ignore[attr-defined]
+        return workerinput["workercount"], worker_index(workerinput["workerid"])
+    return max(1, int(getattr(config.option, "numprocesses", 0) or 0)), None
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:

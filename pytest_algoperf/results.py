@@ -38,6 +38,8 @@ class RunResult:
     workers: int = 1  # pytest-xdist workers benchmarking side by side
     num_devices: int = 1  # devices (JAX) or ranks (PyTorch DDP) each global batch was split over
     world_size: int = 1  # processes training this run together (torchrun ranks)
+    hardware_profile: str = ""  # whose budget, eval period and step rate applied; "" for a workload's own
+    cuda_visible_devices: str | None = None  # the GPUs this run's process saw (one per xdist worker)
     target_metric: str = ""
     higher_is_better: bool = True
     validation_target: float = math.nan

@@ -11,6 +11,7 @@ import itertools
 import shutil
 import tempfile
 import zlib
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pytest_algoperf.calibration import CalibrationError
 from pytest_algoperf.distributed import SINGLE_PROCESS, ProcessGroup, set_process_group, torchrun_environment
 from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.gate.baseline_code import resolve_baseline_code
 from pytest_algoperf.gate.baseline_file import Baseline, BaselineEntry, load_baseline
 from pytest_algoperf.gate.schedule import StepSchedule, step_schedule, uses_step_mode
+from pytest_algoperf.hardware import selection
+from pytest_algoperf.hardware.gpus import DeviceAssignmentError, gpu_probe_without_reservation
+from pytest_algoperf.hardware.profiles import NoProfileError
 from pytest_algoperf.options import Settings
 from pytest_algoperf.provenance import calibration_change, calibration_record
 from pytest_algoperf.registry import WorkloadRegistry
@@ -31,7 +36,7 @@ from pytest_algoperf.score.search_space import SearchSpaceError, load_search_spa
 from pytest_algoperf.score.tuning import budget_factor, study_points, trials_per_study
 from pytest_algoperf.spec import Workload
 from pytest_algoperf.submission import Submission, SubmissionError, load_submission, resolve_submission
-from pytest_algoperf.threads import choose_threads, limit_xla_threads
+from pytest_algoperf.threads import limit_xla_threads
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,8 @@ class AlgoPerfSession:
     submissions: dict[tuple[str, str], Submission] = field(default_factory=dict)
     baseline: Baseline | None = None
     workers: int = 1  # pytest-xdist workers running benchmarks side by side
+    worker_index: int | None = None  # this pytest-xdist worker's number (gw3: 3); None outside workers
+    hardware: selection.HardwareChoice = field(default_factory=selection.HardwareChoice)
     threads: int | None = None  # CPU threads per framework in this process
     group: ProcessGroup = SINGLE_PROCESS  # the torchrun ranks this process trains with
     baseline_code: dict[tuple[str, str], Submission] = field(default_factory=dict)  # (spec, framework)
@@ -88,8 +95,6 @@ class AlgoPerfSession:
         if torchrun is not None:
             self._check_distributed(under_xdist)
         processes = self.workers * (torchrun.local_world_size if torchrun else 1)
-        self.threads = choose_threads(self.settings.threads, processes)
-        limit_xla_threads(self.threads)
         unknown = [name for name in self.settings.workloads if name not in self.registry]
         if unknown:
             known = ", ".join(entry.name for entry in self.registry if not entry.is_variant)
@@ -102,9 +107,17 @@ class AlgoPerfSession:
             )
         except ValueError as error:
             raise pytest.UsageError(f"--algoperf-variants: {error}") from None
+        offered = self._assign_hardware(processes)
+        limit_xla_threads(self.threads)
         for framework in self.settings.frameworks:
             try:
-                self.devices[framework] = get_adapter(framework).select_device(self.settings.device)
+                # The xdist controller only asks which device exists; JAX must not reserve the GPUs' memory.
+                with (
+                    gpu_probe_without_reservation()
+                    if under_xdist and self.worker_index is None
+                    else nullcontext()
+                ):
+                    self.devices[framework] = get_adapter(framework).select_device(self.settings.device)
             except ImportError as error:
                 raise pytest.UsageError(
                     f"--algoperf-framework={framework} needs the {error.name} package: "
@@ -123,6 +136,7 @@ class AlgoPerfSession:
                 except (SubmissionError, SearchSpaceError) as error:
                     raise pytest.UsageError(str(error)) from None
                 self.submissions[spec, framework] = submission
+        self._choose_profiles(offered, torchrun)
         if self.settings.baseline is not None:
             try:
                 self.baseline = load_baseline(self.settings.baseline)
@@ -131,6 +145,37 @@ class AlgoPerfSession:
                     raise pytest.UsageError(str(error)) from None
         if torchrun is not None:
             self._start_distributed(torchrun)
+
+    def _assign_hardware(self, processes: int) -> dict[tuple[str, str], selection.Offered]:
+        """Threads per process (before JAX's backend starts) and this worker's GPU (before CUDA starts);
+        returns each workload's hardware profiles."""
+        s, hardware = self.settings, self.hardware
+        try:
+            offered = selection.offered_profiles(self.registry, self.workload_names, s.frameworks)
+        except CalibrationError as error:
+            raise pytest.UsageError(str(error)) from None
+        self.threads = hardware.threads = selection.session_threads(s.threads, processes, offered)
+        try:
+            selection.assign_accelerator(hardware, s.device, self.workers, self.worker_index, s.share_devices)
+            selection.check_cpus(processes, self.threads, s.share_devices)
+        except DeviceAssignmentError as error:
+            raise pytest.UsageError(str(error)) from None
+        return offered
+
+    def _choose_profiles(self, offered: dict[tuple[str, str], selection.Offered], torchrun: Any) -> None:
+        """Each workload's hardware profile for its framework's device; none matching is a usage error."""
+        hardware = self.hardware
+        ranks = torchrun.world_size if torchrun is not None else 1
+        for framework, device in self.devices.items():
+            per_run = len(hardware.visible) if framework == "jax" else ranks  # JAX uses every visible GPU
+            hardware.devices[framework] = selection.describe_device(
+                device, self.threads or 1, hardware.visible, per_run
+            )
+        hardware.requested = self.settings.hardware_profile
+        try:
+            hardware.profiles = selection.resolve_profiles(offered, hardware.devices, hardware.requested)
+        except NoProfileError as error:
+            raise pytest.UsageError(str(error)) from None
 
     def _check_distributed(self, under_xdist: bool) -> None:
         if under_xdist:
@@ -260,7 +305,10 @@ class AlgoPerfSession:
         key = (name, framework)
         if key not in self._workloads:
             entry = self.registry[name]
-            self._workloads[key] = entry.create(framework, self.settings.data_dir, self.devices[framework])
+            workload = entry.create(framework, self.settings.data_dir, self.devices[framework])
+            if profile := self.hardware.profile_of(name, framework):
+                workload.hardware_profile = profile
+            self._workloads[key] = workload
         return self._workloads[key]
 
     def study_points(self, submission: Submission) -> list[list[dict[str, Any] | None]]:

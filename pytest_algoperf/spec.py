@@ -114,6 +114,9 @@ class Workload(abc.ABC):
 
     name: str = ""
     base_name: str = ""
+    # The hardware profile whose budget applies (``pytest_algoperf.hardware.profiles``); "" when the budget is
+    # the workload's own, as with class attributes.
+    hardware_profile: str = ""
     # Where a submission logs scalars (``append_scalar_metrics``, AlgoPerf's API); the harness attaches one
     # per run, whose rows land in results.json and the run's measurements.csv. None outside a run.
     metrics_logger: MetricsLogger | None = None

@@ -2,8 +2,10 @@
 
 A process may use the CPUs of its affinity mask (``taskset``, ``docker --cpuset-cpus``), and no more than its
 cgroup's CPU quota allows (``docker --cpus``, Kubernetes limits): ``allowed_cpus`` is the smaller of the two.
-Under pytest-xdist each worker gets its share (``allowed_cpus // workers``, at least one);
-``--algoperf-threads`` overrides that, up to the allowed CPUs. PyTorch is limited with
+Under pytest-xdist each worker gets its share (``allowed_cpus // workers``, at least one; the session then
+takes the largest CPU hardware profile's thread count that fits in it, ``hardware.selection``);
+``--algoperf-threads`` overrides that, up to the allowed CPUs, and workers x threads beyond the allowed CPUs
+are refused (``hardware.gpus.check_cpu_share``). PyTorch is limited with
 ``torch.set_num_threads`` when a run starts.
 XLA reads its flags once, when JAX's CPU backend starts, so its limit is set in ``XLA_FLAGS`` at configure
 time; XLA can only be made single-threaded this way, so a share above one thread leaves XLA's own pool.

@@ -166,3 +166,86 @@ def test_more_seeds_resume_the_runs_already_made_and_train_only_the_new_seeds(
 def test_an_unknown_workload_is_a_clear_error() -> None:
     with pytest.raises(SystemExit, match=r"unknown workload 'nope'; built-in ones: .*mnist"):
         calibrate.main(["--workload", "nope", "--max-steps", "1", "--eval-period-sec", "1"])
+
+
+# ---- hardware profiles (issue 18) ------------------------------------------------------------------------
+
+
+# Long enough for the committed mnist target (0.963333), which 600 steps may not reach.
+KEEP_TARGETS_MNIST = (
+    "--workload mnist --max-steps 2000 --eval-every-steps 20 --eval-period-sec 0.05 --keep-targets"
+)
+
+
+def test_keep_targets_writes_only_a_profile_measured_against_the_committed_targets(tmp_path: Path) -> None:
+    output = tmp_path / "calibration.json"
+    argv = [*KEEP_TARGETS_MNIST.split(), "--quick", "--profile", "cpu-here", "--write"]
+    assert calibrate.main([*argv, "--output", str(output), "--progress", str(tmp_path / "p.json")]) == 0
+    written = json.loads(output.read_text())["digits"]
+    committed = json.loads((ROOT / "workloads" / "mnist" / "calibration.json").read_text())["digits"]
+    assert {k: v for k, v in written.items() if k != "profiles"} == {
+        k: v for k, v in committed.items() if k != "profiles"
+    }  # the targets and what set them: untouched
+    assert written["profiles"]["cpu-1thread"] == committed["profiles"]["cpu-1thread"]
+    profile = written["profiles"]["cpu-here"]
+    assert (profile["device"], profile["threads"], profile["eval_period_time_sec"]) == ("cpu", 1, 0.05)
+    assert profile["max_allowed_runtime_sec"] > 0 and profile["steps_in_budget"] > 0
+    assert "--keep-targets" in profile["command"] and len(profile["reruns"]) == 2  # quick: two seeds
+
+
+def test_a_profile_whose_reruns_miss_the_committed_target_is_not_written(tmp_path: Path) -> None:
+    output = tmp_path / "calibration.json"
+    argv = [*KEEP_TARGETS_MNIST.split(), "--max-steps", "30", "--quick", "--write", "--output", str(output)]
+    with pytest.raises(
+        SystemExit, match=r"no pytorch rerun reached the committed validation target 0.963333 on cpu"
+    ):
+        calibrate.main([*argv, "--progress", str(tmp_path / "p.json")])
+    assert not output.exists()
+
+
+def test_calibrating_on_a_device_that_is_not_there_says_so(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(SystemExit, match=r"calibrate: --device cuda: --algoperf-device=cuda, but torch.cuda"):
+        calibrate.main([*QUICK_MNIST.split(), "--device", "cuda", "--progress", str(tmp_path / "p.json")])
+
+
+def test_a_derived_profile_scales_the_budget_by_the_step_rate_and_keeps_the_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_algoperf.calibration import load_calibration
+    from pytest_algoperf.hardware import derive
+
+    # criteo1tb_mini's cpu-1thread profile: 4272 steps in 28.7 s. Here twice as fast: half the budget.
+    rates = iter([4272 / 28.7 * 2, 4272 / 28.7 * 1.5])
+    monkeypatch.setattr(derive, "measure_step_rate", lambda *args: next(rates))
+    output = tmp_path / "calibration.json"
+    argv = ["--derive-from", "cpu-1thread", "--workload", "criteo1tb_mini", "--framework", "pytorch,jax"]
+    assert calibrate.main([*argv, "--profile", "fast-cpu", "--write", "--output", str(output)]) == 0
+    assert "criteo1tb_mini: jax 223.3 steps/s" in capsys.readouterr().err  # the faster framework counts
+    derived = load_calibration(output, "criteo1tb_mini", profile="fast-cpu")
+    reference = load_calibration(output, "criteo1tb_mini", profile="cpu-1thread")
+    assert derived.max_allowed_runtime_sec == pytest.approx(reference.max_allowed_runtime_sec / 2)
+    assert derived.eval_period_time_sec == pytest.approx(reference.eval_period_time_sec / 2)
+    assert derived.steps_in_budget == reference.steps_in_budget == 4272
+    assert derived.validation_target == reference.validation_target
+    record = json.loads(output.read_text())["criteo1tb_mini"]["profiles"]["fast-cpu"]
+    assert record["derived"] == {
+        "from": "cpu-1thread",
+        "reference_steps_per_sec": 148.85,
+        "steps_per_sec": 297.7,
+        "scale": 0.5,
+    }
+
+
+def test_the_step_rate_is_timed_after_untimed_warmup_steps(tmp_path: Path) -> None:
+    from pytest_algoperf.hardware.derive import step_rate
+    from pytest_algoperf.loop import Trainer
+
+    settings = RunSettings(seed=0, hyperparameters=tiny_hyperparameters())
+    trainer = Trainer.start(TinyWorkload(), load_tiny_submission(tmp_path), get_adapter("pytorch"), settings)
+    assert step_rate(trainer, steps=20, warmup=3) > 0
+    assert trainer.global_step == 23

@@ -1,8 +1,11 @@
 """JAX-style random keys (``make``, ``fold_in``, ``split``) for frameworks without them, as AlgoPerf's
-``prng`` module gives PyTorch submissions. A key is a pair of uint32. The first key comes from numpy's
-SeedSequence; ``fold_in`` and ``split`` mix 64-bit words with SplitMix64's finaliser, vectorised, so the keys
-of a block of steps cost one numpy call (``step_keys_block``) and are the same as one at a time, in every
-process and on every platform."""
+``prng`` module gives PyTorch submissions. A key is a pair of uint32; derivation uses numpy's SeedSequence,
+so keys are reproducible across processes and platforms.
+
+Each step's keys (``step_keys_block``) are derived differently, by SplitMix64's finaliser on 64-bit words,
+because SeedSequence costs 15 us a step and cannot be vectorised: a block of steps then costs one numpy call.
+A run's first keys (data order, initialisation) keep SeedSequence's derivation, so a seed gives the same data
+and the same initial model as before; only what a step's key drives (dropout masks) follows the new keys."""
 
 from __future__ import annotations
 
@@ -44,15 +47,17 @@ def _split(word: np.ndarray, num: int) -> np.ndarray:
 
 
 def fold_in(key: Key, data: int) -> Key:
-    return _key(_fold_in(_word(key), np.asarray([data]))[0])
+    return np.random.SeedSequence([*key.tolist(), data]).generate_state(2)
 
 
 def split(key: Key, num: int = 2) -> list[Key]:
-    return list(_key(_split(_word(key), num)))
+    states = np.random.SeedSequence(key.tolist()).generate_state(2 * num)
+    return [states[2 * i : 2 * i + 2] for i in range(num)]
 
 
 def step_keys_block(key: Key, first: int, count: int, num: int = 4) -> np.ndarray:
-    """``split(fold_in(key, step), num)`` for steps ``first .. first + count - 1``: (count, num, 2) uint32."""
+    """``num`` keys for each of the steps ``first .. first + count - 1``, as (count, num, 2) uint32: a
+    SplitMix64 fold-in of the step, then a split, on whole arrays."""
     steps = np.arange(first, first + count, dtype=np.uint64)
     return _key(_split(_fold_in(_word(key), steps), num))
 

@@ -1,9 +1,10 @@
 """The random keys of each step, derived as AlgoPerf derives them, for a block of steps at once.
 
-Each step gets ``split(fold_in(rng, step), 4)``: keys for data selection, the update, prepare_for_eval and the
-eval. Derived one step at a time, that costs JAX five dispatches a step (0.2 ms, a quarter of a step of mnist)
-and PyTorch's numpy keys two hashes; derived for ``BLOCK`` steps in one vectorised call, it costs next to
-nothing a step, and the keys are the same. Keys reach the submission as numpy ``uint32`` pairs, which JAX's
+Each step gets four keys, for data selection, the update, prepare_for_eval and the eval: in JAX exactly
+``split(fold_in(rng, step), 4)``, as AlgoPerf's runner derives them; for PyTorch's numpy keys a vectorised
+equivalent (``numpy_rng.step_keys_block``). Derived one step at a time, that costs JAX five dispatches a step
+(0.2 ms, a quarter of a step of mnist) and numpy 15 us; derived for ``BLOCK`` steps in one vectorised call, it
+costs next to nothing a step. Keys reach the submission as numpy ``uint32`` pairs, which JAX's
 ``jax.random`` functions and jitted steps take as they take its own raw keys.
 """
 

@@ -2,8 +2,9 @@
 
 Entries are keyed ``submission/framework/workload``. Each holds the schedule its runs used (eval every N
 steps and the step budget in step mode; nothing in AlgoPerf's time mode), the conditions that decide whether
-steps are reproducible (threads, device), and one record per run (study and trial): whether it met the
-target, its steps and time to target, its step time, and the load the machine was under. Several runs per
+steps are reproducible (threads, device), the hardware profile whose budgets the runs had, and one record
+per run (study and trial): whether it met the target, its steps and time to target, its step time, and the
+load the machine was under. Several runs per
 entry (``--algoperf-studies``, ``--algoperf-trials``) give the spread of step times that stored-time
 comparisons allow for. When the file holds a single submission, it is the reference for whichever submission
 runs against it, so a changed copy of an optimizer (another file, another name) is gated against the original.
@@ -67,6 +68,7 @@ class BaselineEntry:
     device: str | None = None
     calibration: Mapping[str, Any] | None = None  # pytest_algoperf.provenance.calibration_record
     submission_digest: str | None = None
+    hardware_profile: str | None = None  # whose budgets the runs had; times compare only within one
 
     def run_for(self, study: int, trial: int) -> BaselineRun:
         """The run of the same study and trial (the same seed), or the entry's first."""
@@ -123,6 +125,7 @@ def entries_of(results: Iterable[RunResult]) -> dict[str, BaselineEntry]:
             first.device,
             first.calibration,
             first.submission_digest,
+            first.hardware_profile or None,
         )
     return entries
 
@@ -187,6 +190,7 @@ def _entry(value: Mapping[str, Any]) -> BaselineEntry:
         device=_optional(str, value.get("device")),
         calibration=_optional(dict, value.get("calibration")),
         submission_digest=_optional(str, value.get("submission_digest")),
+        hardware_profile=_optional(str, value.get("hardware_profile")),
     )
 
 

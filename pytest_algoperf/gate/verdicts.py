@@ -9,7 +9,8 @@
 - **time to target, stored**: the ratio to the stored time, allowed ``(1 + tolerance) x (1 + spread)`` plus
   ``tolerance_sec`` (spread: of the baseline runs' step times; none with one run, and the verdict says so).
   A time measured under contention (``pytest_algoperf.load``), or on another machine, or a baseline measured
-  under contention, cannot show a regression: such a verdict is inconclusive.
+  under contention, cannot show a regression: such a verdict is inconclusive. Times of runs under different
+  hardware profiles (``pytest_algoperf.hardware.profiles``) are not compared at all.
 
 A run's verdict is ``regressed`` if any measure regressed, else ``inconclusive`` if any is, else ``ok``
 (``new`` without a baseline entry). Only ``regressed`` fails a session.
@@ -110,7 +111,9 @@ def judge(
             comparisons.append(_paired_time(result, base, paired, tolerance))
         else:
             stored = _stored_time(result, entry, base, tolerances.seconds, tolerance)
-            if stored.status == "regressed" and (
+            if other_hardware := profile_difference(result, entry):
+                stored = Comparison(*astuple(stored)[:4], "not comparable", "-", "ok", other_hardware)
+            elif stored.status == "regressed" and (
                 excuse := _why_times_differ(result, base, baseline, machine)
             ):
                 stored = Comparison(*astuple(stored)[:6], "inconclusive", f"{stored.note}, but {excuse}")
@@ -128,6 +131,14 @@ def schedule_difference(result: RunResult, entry: BaselineEntry) -> str | None:
         return "time-based evals fall on different steps under different loads"
     if entry.eval_every_steps != result.eval_every_steps:
         return f"evals every {entry.eval_every_steps} vs {result.eval_every_steps} steps"
+    return None
+
+
+def profile_difference(result: RunResult, entry: BaselineEntry) -> str | None:
+    """Why stored times cannot be compared: the two ran under different hardware profiles' budgets."""
+    theirs, ours = entry.hardware_profile, result.hardware_profile
+    if theirs and ours and theirs != ours:
+        return f"hardware profile {theirs} vs {ours}: times from different hardware are not compared"
     return None
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,15 @@ def write_json_atomically(path: Path, document: Any) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
     temporary.replace(path)
+
+
+def clear_session_files(output: Path) -> None:
+    """Remove what an earlier session wrote in ``output``, so files of two sessions never mix; files of other
+    tools in the folder are left alone."""
+    for stale in (output / "experiments", output / "curves"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale in (output / "results.json", output / "report.md", *output.glob("performance_profile_*.png")):
+        stale.unlink(missing_ok=True)
 
 
 def write_results(path: Path, session: Mapping[str, Any], results: Iterable[RunResult]) -> None:
@@ -85,17 +95,9 @@ def write_eval_measurements(path: Path, result: RunResult) -> None:
         writer = csv.writer(handle)
         writer.writerow([*CLOCK_COLUMNS, *metric_names])
         for record in result.evals:
-            clock = {
-                "accumulated_eval_time": record.accumulated_eval_time,
-                "accumulated_logging_time": record.accumulated_logging_time,
-                "accumulated_submission_time": record.score,
-                "global_step": record.global_step,
-                "preemption_count": 0,
-                "score": record.score,
-                "total_duration": record.total_duration,
-            }
+            row = eval_row(record)
             writer.writerow(
-                [*(clock[c] for c in CLOCK_COLUMNS), *(record.metrics.get(m, "") for m in metric_names)]
+                [*(row[c] for c in CLOCK_COLUMNS), *(record.metrics.get(m, "") for m in metric_names)]
             )
 
 

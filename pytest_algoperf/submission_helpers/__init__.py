@@ -23,10 +23,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from pytest_algoperf.schedules import warmup_cosine_factor, warmup_linear_decay_factor
 
-__all__ = ["BATCH_SIZES", "batch_size", "warmup_cosine_factor", "warmup_linear_decay_factor"]
+__all__ = [
+    "BATCH_SIZES",
+    "batch_size",
+    "data_selection",
+    "warmup_cosine_factor",
+    "warmup_linear_decay_factor",
+]
 
 BATCH_SIZES: dict[str, int] = json.loads(Path(__file__).with_name("batch_sizes.json").read_text())
 
@@ -36,3 +43,17 @@ def batch_size(submission: str, workload_name: str) -> int:
     if workload_name not in BATCH_SIZES:
         raise ValueError(f"{submission} has no batch size for workload {workload_name!r}")
     return BATCH_SIZES[workload_name]
+
+
+def data_selection(
+    workload: Any,
+    input_queue: Any,
+    optimizer_state: Any,
+    current_param_container: Any,
+    model_state: Any,
+    hyperparameters: Any,
+    global_step: int,
+    rng: Any,
+) -> Any:
+    """AlgoPerf's default data selection, in either framework: the input queue's next batch."""
+    return next(input_queue)

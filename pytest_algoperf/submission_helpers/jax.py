@@ -13,6 +13,7 @@ import jax
 import optax
 
 from pytest_algoperf.spec import ForwardPassMode
+from pytest_algoperf.submission_helpers import data_selection
 
 __all__ = [
     "data_selection",
@@ -139,16 +140,3 @@ def update_params(
         getattr(hyperparameters, "dropout_rate", None),
     )
     return (new_optax_state, update_fn), new_params, new_model_state
-
-
-def data_selection(
-    workload: Any,
-    input_queue: Any,
-    optimizer_state: Any,
-    current_param_container: Any,
-    model_state: Any,
-    hyperparameters: Any,
-    global_step: int,
-    rng: Any,
-) -> dict[str, Any]:
-    return next(input_queue)

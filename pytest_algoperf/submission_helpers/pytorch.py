@@ -12,6 +12,7 @@ import torch
 from pytest_algoperf.frameworks.pytorch_ddp import global_mean_loss
 from pytest_algoperf.schedules import warmup_linear_decay_factor
 from pytest_algoperf.spec import ForwardPassMode
+from pytest_algoperf.submission_helpers import data_selection
 
 __all__ = ["data_selection", "optimizer_state", "sgd_optimizer_state", "train_step", "update_params"]
 
@@ -97,16 +98,3 @@ def train_step(
     optimizer.step()
     optimizer_state["scheduler"].step()
     return optimizer_state, model, new_model_state
-
-
-def data_selection(
-    workload: Any,
-    input_queue: Any,
-    optimizer_state: Any,
-    current_param_container: Any,
-    model_state: Any,
-    hyperparameters: Any,
-    global_step: int,
-    rng: Any,
-) -> dict[str, Any]:
-    return next(input_queue)

@@ -1,0 +1,106 @@
+"""The self-check's command line: ``python -m pytest_algoperf.selfcheck --help``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pytest_algoperf.threads import limit_xla_threads
+
+BASE_WORKLOADS = (
+    "mnist",
+    "criteo1tb_mini",
+    "fastmri_mini",
+    "imagenet_resnet_mini",
+    "imagenet_vit_mini",
+    "librispeech_conformer_mini",
+    "librispeech_deepspeech_mini",
+    "ogbg_mini",
+    "wmt_mini",
+)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_algoperf.selfcheck",
+        description="Measure the harness itself: overhead against a bare loop, data selection's share, JAX "
+        "against PyTorch, evals leaking into the clock, same-seed repeats, and serial against -n 2.",
+    )
+    listing = lambda text: tuple(part for part in text.split(",") if part)  # noqa: E731
+    parser.add_argument("--workloads", type=listing, default=BASE_WORKLOADS, help="comma list")
+    parser.add_argument("--frameworks", type=listing, default=("pytorch", "jax"), help="comma list")
+    parser.add_argument("--submission", default="adamw", help="a built-in name, a folder or a .py file")
+    parser.add_argument("--block-sec", type=float, default=1.0, help="seconds of each overhead block")
+    parser.add_argument("--pairs", type=int, default=4, help="bare/harness block pairs (ABBA)")
+    parser.add_argument("--repeats", type=int, default=5, help="same-seed runs to target per workload")
+    parser.add_argument("--repeat-workloads", type=listing, default=("mnist", "criteo1tb_mini"))
+    parser.add_argument("--schedule", choices=("steps", "time"), default="steps", help="of the repeats")
+    parser.add_argument(
+        "--suite-workloads", type=listing, default=("mnist", "criteo1tb_mini", "ogbg_mini"), help="for -n 2"
+    )
+    parser.add_argument("--skip", type=listing, default=(), help="any of: evals, repeats, suite")
+    parser.add_argument("--output", type=Path, default=Path("selfcheck.json"))
+    return parser.parse_args(argv)
+
+
+def say(line: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    limit_xla_threads(1)  # the budgets' calibration used one thread; set before JAX's backend starts
+    from pytest_algoperf.reporting.environment import machine_info, software_info
+    from pytest_algoperf.selfcheck import measures, repeats, suite
+    from pytest_algoperf.selfcheck.report import print_table
+    from pytest_algoperf.selfcheck.setup import make_bench
+
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    for workload in args.workloads:
+        for framework in args.frameworks:
+            say(f"{workload} ({framework}): overhead")
+            bench = make_bench(workload, framework, args.submission)
+            row: dict[str, Any] = {"workload": workload, "framework": framework}
+            overhead = measures.overhead(bench, args.block_sec, args.pairs)
+            row["overhead"] = asdict(overhead)
+            share = measures.data_selection_share(bench, overhead.steps, overhead.bare_step_sec)
+            row["data_selection_share"] = share
+            if "evals" not in args.skip:
+                say(f"{workload} ({framework}): evals ten times as often")
+                ratio, evals = measures.frequent_evals(bench)
+                row["frequent_evals"] = {"ratio": ratio, "evals": evals}
+            if "repeats" not in args.skip and workload in args.repeat_workloads:
+                say(f"{workload} ({framework}): {args.repeats} same-seed repeats to the target")
+                found = repeats.repeats(bench, args.repeats, args.schedule)
+                row["repeats"] = {**asdict(found), "cv": found.cv, "same_steps": found.same_steps}
+            rows.append(row)
+    suites = []
+    if "suite" not in args.skip:
+        for framework in args.frameworks:
+            say(f"suite {','.join(args.suite_workloads)} ({framework}): serial, then -n 2")
+            found = suite.suite_times(args.suite_workloads, framework, args.submission)
+            suites.append({**asdict(found), "speedup": found.speedup})
+    document = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "software": software_info(),
+        "arguments": {k: list(v) if isinstance(v, tuple) else str(v) for k, v in vars(args).items()},
+        "rows": rows,
+        "suites": suites,
+        "seconds": time.perf_counter() - started,
+    }
+    args.output.write_text(json.dumps(document, indent=2) + "\n")
+    print_table(document)
+    say(f"written to {args.output} in {document['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
