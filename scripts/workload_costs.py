@@ -15,8 +15,10 @@ use the same parameters (saved by ``train``) and alternate between the two inter
 greedy translations, CTC's best paths) and metrics see a model that has learned something, and saves the
 parameters and model state as ``.npz`` (never pickle). ``eval`` loads them into a freshly initialised model
 and times ``eval_model``: the first call (for JAX, compiling), then ``repeats`` calls, then each split alone;
-the CPU seconds of one call by part (forward passes, host-to-device moves, each metric function); and with
-``--profile`` pyinstrument's call tree of one call.
+the seconds of one call by part (forward passes, host-to-device moves, each metric function); and with
+``--profile`` pyinstrument's call tree of one call. Eval and data seconds are CPU seconds of this process
+(one thread), which other processes on the same core barely change; ``eval_wall_seconds`` and ``compile``'s
+seconds are wall time. ``scripts/compare_workload_costs.sh OLD NEW OUT`` runs all of it for two checkouts.
 """
 
 from __future__ import annotations
