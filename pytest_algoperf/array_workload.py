@@ -58,6 +58,12 @@ def sequential_batches(arrays: Arrays, batch_size: int) -> Iterator[dict[str, np
         yield {key: value[start : start + batch_size] for key, value in arrays.items()}
 
 
+def eval_batch_for(device: str, cpu: int, accelerator: int) -> int:
+    """A workload's eval batch size on ``device``: CPU caches favour small batches (on one thread a batch
+    of 1,000 images ran the ResNet half as fast as 125), an accelerator large ones (fewer launches)."""
+    return cpu if device == "cpu" else accelerator
+
+
 def combine_over_ranks(totals: dict[str, Any], group: ProcessGroup) -> dict[str, Any]:
     """A split's accumulators from every rank: sums summed, per-example arrays gathered in rank order."""
     if not group.is_distributed:

@@ -9,7 +9,9 @@ where a test module would skip for a missing framework. The ``one_torch_thread``
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -166,6 +168,7 @@ def adamw_steps_and_eval(workload: Any, framework: str, steps: int = 2) -> Train
     run.metrics = workload.eval_model(
         workload.eval_batch_size, run.params, run.model_state, make_rng(3), None, steps
     )
+    assert_eval_unchanged(run.metrics, f"{workload.name} {framework} after {steps} AdamW steps")
     return run
 
 
@@ -193,6 +196,32 @@ def assert_metrics_finite(metrics: Mapping[str, float], names: Iterable[str]) ->
     value finite."""
     assert set(metrics) == {f"{split}/{name}" for split in SPLITS for name in names}
     assert all(math.isfinite(value) for value in metrics.values())
+
+
+# Validation and test metrics as the eval code before issue 17 (faster evals: eval batch sizes, numpy
+# metrics) computed them in the tests that call ``assert_eval_unchanged``, keyed by test id. Recorded by
+# running those tests on that code with ALGOPERF_RECORD_EVAL_GOLDENS=<file> (the helper writes instead of
+# comparing); the targets were calibrated with that code, so a change here changes what they mean.
+EVAL_GOLDENS = Path(__file__).with_name("eval_goldens.json")
+RECORD_EVAL_GOLDENS = "ALGOPERF_RECORD_EVAL_GOLDENS"
+
+
+def assert_eval_unchanged(metrics: Mapping[str, float], label: str) -> None:
+    """eval_model's validation and test metrics in the running test equal the recorded ones (to float32
+    tolerance: eval batches of other sizes sum in another order). The train subset's metrics are left out:
+    its size changed on purpose."""
+    key = f"{os.environ['PYTEST_CURRENT_TEST'].rsplit(' ', 1)[0]} {label}"
+    scored = {name: float(value) for name, value in metrics.items() if not name.startswith("train/")}
+    record_to = os.environ.get(RECORD_EVAL_GOLDENS)
+    if record_to:
+        path = Path(record_to)
+        recorded = json.loads(path.read_text()) if path.exists() else {}
+        path.write_text(json.dumps({**recorded, key: scored}, indent=1, sort_keys=True) + "\n")
+        return
+    expected = json.loads(EVAL_GOLDENS.read_text())[key]
+    assert scored.keys() == expected.keys()
+    for name, value in scored.items():
+        assert value == pytest.approx(expected[name], rel=1e-5, abs=1e-6), name
 
 
 def assert_metrics_agree(

@@ -22,6 +22,7 @@ from helpers import (
     adamw,
     adamw_steps,
     adamw_update,
+    assert_eval_unchanged,
     assert_metrics_agree,
     both_losses,
     builtin_entry,
@@ -247,6 +248,8 @@ def test_eval_metrics_agree() -> None:
     torch_metrics = torch_workload.eval_model(torch_workload.eval_batch_size, model, None, None, None, 0)
     jax_metrics = jax_workload.eval_model(jax_workload.eval_batch_size, flax_params, None, None, None, 0)
     assert_metrics_agree(torch_metrics, jax_metrics, 1e-5)
+    assert_eval_unchanged(torch_metrics, "pytorch at init")
+    assert_eval_unchanged(jax_metrics, "jax with the PyTorch weights")
 
 
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.1])

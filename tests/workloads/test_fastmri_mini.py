@@ -15,6 +15,7 @@ import pytest
 from helpers import (
     adamw,
     adamw_update,
+    assert_eval_unchanged,
     assert_metrics_agree,
     assert_metrics_finite,
     assert_same_tree_shapes,
@@ -249,6 +250,7 @@ def test_one_adamw_step_and_one_eval(framework: str) -> None:
     after = flat_parameters(params)
     assert np.all(np.isfinite(after)) and not np.array_equal(before, after)
     metrics = workload.eval_model(workload.eval_batch_size, params, state, rng, None, 1)
+    assert_eval_unchanged(metrics, f"{framework} after two AdamW steps, small splits")
     assert_metrics_finite(metrics, ("ssim", "loss"))
     assert all(-1.0 <= metrics[f"{split}/ssim"] <= 1.0 for split in ("train", "validation", "test"))
 

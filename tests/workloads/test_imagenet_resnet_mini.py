@@ -14,6 +14,7 @@ import pytest
 import torch
 from helpers import (
     ADAMW_FIRST_POINT,
+    assert_eval_unchanged,
     assert_metrics_finite,
     assert_same_tree_shapes,
     both_losses,
@@ -48,7 +49,9 @@ def adamw_step_and_eval(
     """Init, one step of the AdamW baseline on a real augmented batch, and one eval on small splits."""
     params, _, model_state = one_adamw_step(workload, framework, rng, hyperparameters)
     small_splits(workload)
-    return workload.eval_model(workload.eval_batch_size, params, model_state, rng, None, 1)
+    metrics = workload.eval_model(workload.eval_batch_size, params, model_state, rng, None, 1)
+    assert_eval_unchanged(metrics, f"{workload.name} {framework} after one AdamW step, small splits")
+    return metrics
 
 
 def assert_eval_metrics(metrics: dict[str, float]) -> None:

@@ -22,9 +22,15 @@ from helpers import (
     shapes_and_types_by_torch_name,
     tree_set,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from algoperf_workloads.ogbg_mini import data
-from algoperf_workloads.ogbg_mini.workload import mean_average_precision, sigmoid_cross_entropy
+from algoperf_workloads.ogbg_mini.workload import (
+    average_precision,
+    mean_average_precision,
+    sigmoid_cross_entropy,
+)
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
 
 torch = pytest.importorskip("torch")
@@ -188,6 +194,23 @@ def test_a_graphs_logits_do_not_depend_on_its_batch(models: tuple[Any, ...]) -> 
 
 
 # ---- metric ------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    labels=st.lists(st.booleans(), min_size=2, max_size=40).filter(lambda x: 0 < sum(x) < len(x)),
+    levels=st.integers(1, 6),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_average_precision_is_sklearns(labels: list[bool], levels: int, seed: int) -> None:
+    """The numpy average precision equals sklearn's, ties included (few score levels make many ties)."""
+    from sklearn.metrics import average_precision_score
+
+    scores = np.random.default_rng(seed).integers(0, levels, len(labels)) / levels
+    targets = np.asarray(labels, np.float32)
+    assert average_precision(targets, scores) == pytest.approx(
+        average_precision_score(targets, scores), abs=1e-12
+    )
 
 
 def test_mean_average_precision_known_answers() -> None:

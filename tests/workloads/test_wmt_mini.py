@@ -23,9 +23,11 @@ from helpers import (
     shapes_and_types_by_torch_name,
     tree_set,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from algoperf_workloads.wmt_mini import data
-from algoperf_workloads.wmt_mini.workload import corpus_bleu, cross_entropy
+from algoperf_workloads.wmt_mini.workload import corpus_bleu, corpus_bleu_of_tokens, cross_entropy
 from pytest_algoperf.spec import ForwardPassMode, ParameterType
 
 torch = pytest.importorskip("torch")
@@ -159,6 +161,20 @@ def test_the_task_needs_more_than_a_dictionary() -> None:
 
 
 # ---- metric and loss ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), sentences=st.integers(1, 30), noise=st.floats(0.0, 1.0))
+def test_bleu_of_token_arrays_is_sacrebleus(seed: int, sentences: int, noise: float) -> None:
+    """BLEU counted with numpy on token arrays equals sacrebleu's on the stripped sentences: translations
+    of references with tokens replaced, sentences cut short by EOS or PAD anywhere, some left empty."""
+    rng = np.random.default_rng(seed)
+    references = data.load_split("validation").targets[rng.integers(0, 500, sentences)]
+    hypotheses = references.copy()
+    replaced = rng.random(hypotheses.shape) < noise
+    hypotheses[replaced] = rng.integers(0, 40, replaced.sum())  # small ids: repeats, EOS (1) and PAD (0)
+    expected = corpus_bleu([data.strip(h) for h in hypotheses], [data.strip(r) for r in references])
+    assert corpus_bleu_of_tokens(hypotheses, references) == pytest.approx(expected, abs=1e-9)
 
 
 def test_corpus_bleu_known_answers() -> None:

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pytest_algoperf.data_cache import disk_cached
+
 NUM_DENSE_FEATURES = 13
 NUM_SPARSE_FEATURES = 26
 DATA_SEED = 2024
@@ -220,6 +222,7 @@ def draw_split(teacher: Teacher, seed_sequence: np.random.SeedSequence, n: int) 
 
 
 @functools.lru_cache(maxsize=4)
+@disk_cached(version=1)
 def make_click_logs(
     seed: int = DATA_SEED,
     train_size: int = SPLIT_SIZES["train"],

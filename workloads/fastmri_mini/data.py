@@ -37,6 +37,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from pytest_algoperf.data_cache import disk_cached
+
 IMAGE_SIZE = 32
 CENTER_FRACTION = 0.08
 ACCELERATION = 4.0
@@ -159,6 +161,7 @@ def make_split(seed: np.random.SeedSequence, count: int) -> MriSplit:
 
 
 @lru_cache(maxsize=4)
+@disk_cached(version=1)
 def load_splits(seed: int = DATA_SEED) -> dict[str, MriSplit]:
     """All three splits for ``seed``; cached, so a second run in the process does not generate them again."""
     children = np.random.SeedSequence(seed).spawn(len(SPLIT_SIZES))

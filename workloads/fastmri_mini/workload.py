@@ -24,16 +24,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from algoperf_workloads.fastmri_mini.data import DATA_SEED, MriSplit, load_splits
-from pytest_algoperf.array_workload import ArrayWorkload
+from pytest_algoperf.array_workload import ArrayWorkload, eval_batch_for
 from pytest_algoperf.spec import LossType
 
 NUM_CHANNELS = 16
 NUM_POOL_LAYERS = 2
-NUM_EVAL_TRAIN_EXAMPLES = 256
-# Divides every split (256 / 512), so JAX compiles one eval shape; on the CPU, 128 runs faster than 512.
-EVAL_BATCH_SIZE = 128
+# The train subset evaluated: a quarter of validation (README, "Where we deviate": eval-train subsets).
+NUM_EVAL_TRAIN_EXAMPLES = 128
+# Divides every eval split (128 / 512), so JAX compiles one eval shape; on one CPU thread batches of 32
+# run ~15% faster than 128 and ~2x faster than 512 (activations that fit the caches).
+EVAL_BATCH_SIZE = 32
+ACCELERATOR_EVAL_BATCH_SIZE = 128  # on a GPU: the earlier size, fewer launches
 SSIM_WINDOW = 7
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
@@ -41,18 +45,9 @@ SSIM_K2 = 0.03
 
 def _uniform_filter(images: np.ndarray, size: int) -> np.ndarray:
     """The mean over a ``size`` x ``size`` window around every pixel of each (H, W) image in a batch, with
-    symmetric padding (scipy's and skimage's 'reflect', AlgoPerf's jnp.pad 'symmetric'); via cumsums."""
-    pad = size // 2
-    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad)), mode="symmetric")
-    for axis in (1, 2):
-        sums = np.cumsum(padded, axis=axis)
-        sums = np.concatenate([np.zeros_like(np.take(sums, [0], axis=axis)), sums], axis=axis)
-        length = sums.shape[axis]
-        padded = (
-            np.take(sums, np.arange(size, length), axis=axis)
-            - np.take(sums, np.arange(0, length - size), axis=axis)
-        ) / size
-    return padded
+    symmetric padding (scipy's 'reflect', skimage's, AlgoPerf's jnp.pad 'symmetric'). scipy's filter
+    computes it in C, a third of the time of numpy cumulative sums (0.1 s less per fastmri_mini eval)."""
+    return ndimage.uniform_filter(images, size=(1, size, size), mode="reflect")
 
 
 def structural_similarity(
@@ -116,7 +111,10 @@ class BaseFastMriMiniWorkload(ArrayWorkload):
 
     target_metric_name = "ssim"
     loss_type = LossType.MEAN_ABSOLUTE_ERROR
-    eval_batch_size = EVAL_BATCH_SIZE
+
+    @property
+    def eval_batch_size(self) -> int:
+        return eval_batch_for(self.device, EVAL_BATCH_SIZE, ACCELERATOR_EVAL_BATCH_SIZE)
 
     # The U-Net's switches, read by both frameworks' models; the variants below change them.
     num_channels = NUM_CHANNELS

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pytest_algoperf.data_cache import disk_cached
+
 IMAGE_SIZE = 24
 CHANNELS = 3
 NUM_CLASSES = 10
@@ -81,6 +83,7 @@ class ImageData:
 
 
 @functools.lru_cache(maxsize=2)
+@disk_cached(version=1)
 def load_images(seed: int = DATA_SEED) -> ImageData:
     """All three splits, normalised per channel by the training set's statistics; cached per process."""
     train_seed, validation_seed, test_seed = np.random.SeedSequence(seed).spawn(3)

@@ -45,6 +45,8 @@ from typing import TypeVar
 
 import numpy as np
 
+from pytest_algoperf.data_cache import disk_cached
+
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 BLANK = 0
 SPACE = 27
@@ -192,6 +194,7 @@ def generate_split(name: str, size: int, seed: int, noise: float = NOISE) -> Spe
 
 
 @lru_cache(maxsize=2 * len(SPLIT_SEEDS))
+@disk_cached(version=1)
 def load_split(name: str, noise: float = NOISE) -> SpeechSplit:
     """Split ``name`` (``train``, ``validation`` or ``test``), generated once per process and cached."""
     return generate_split(name, SPLIT_SIZES[name], SPLIT_SEEDS[name], noise)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pytest_algoperf.data_cache import disk_cached
+
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -69,6 +71,7 @@ def find_idx_folder(data_dir: Path) -> Path | None:
     return None
 
 
+@disk_cached(version=1)
 def load_digits_splits() -> MnistData:
     from sklearn.datasets import load_digits
 

@@ -37,6 +37,8 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
+from pytest_algoperf.data_cache import disk_cached
+
 MIN_NODES, MAX_NODES = 10, 30
 MAX_EDGES = 64  # directed: a connected graph of 30 atoms with 3 rings has 29 + 3 bonds, both directions
 
@@ -318,6 +320,7 @@ def generate_split(seed: int, size: int) -> GraphSplit:
 
 
 @lru_cache(maxsize=len(SPLIT_SEEDS))
+@disk_cached(version=1)
 def load_split(name: str) -> GraphSplit:
     """Split ``name``, generated once per process (outside the benchmark clock: ~1.5 s of CPU for all
     three) and cached. Disjoint splits come from different seeds; the tests check no graph repeats."""

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from algoperf_workloads.ogbg_mini.data import NUM_TASKS, GraphSplit, load_split, pack_graphs
-from pytest_algoperf.array_workload import ArrayWorkload
+from pytest_algoperf.array_workload import ArrayWorkload, eval_batch_for
 from pytest_algoperf.spec import LossType
 
 LATENT_DIM = 64
@@ -31,8 +31,11 @@ HIDDEN_DIMS = (64,)
 NUM_MESSAGE_PASSING_STEPS = 3
 DEFAULT_DROPOUT_RATE = 0.1  # AlgoPerf's ogbg uses 0.1 when the submission passes dropout_rate=None
 LAYER_NORM_EPSILON = 1e-6  # Flax's default; PyTorch's LayerNorm is set to match
-NUM_EVAL_TRAIN_EXAMPLES = 500
-EVAL_BATCH_SIZE = 500  # divides every eval split, so JAX compiles a single eval shape
+NUM_EVAL_TRAIN_EXAMPLES = 250  # a quarter of validation (README, "Where we deviate": eval-train subsets)
+# Divides every eval split (one jitted shape in JAX); on one CPU thread JAX evaluates batches of 25-50
+# ~1.8x faster than 500, PyTorch ~10% faster.
+EVAL_BATCH_SIZE = 50
+ACCELERATOR_EVAL_BATCH_SIZE = 500  # on a GPU: the earlier size, fewer launches
 
 
 def sigmoid_cross_entropy(
@@ -49,24 +52,37 @@ def sigmoid_cross_entropy(
     return np.where(weights > 0, losses, 0.0)
 
 
+def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
+    """sklearn's ``average_precision_score`` for one task, in numpy: the precision at each distinct score
+    threshold (highest first), weighted by the recall it adds, summed. Tied scores form one threshold."""
+    order = np.argsort(-scores, kind="stable")
+    scores, labels = scores[order], labels[order].astype(np.float64)
+    # The last example of each run of equal scores closes a threshold.
+    closes = np.r_[scores[1:] != scores[:-1], True]
+    true_positives = np.cumsum(labels)[closes]
+    predicted = (np.arange(1, len(labels) + 1))[closes]
+    precision = true_positives / predicted
+    recall = true_positives / true_positives[-1]
+    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+
+
 def mean_average_precision(logits: np.ndarray, targets: np.ndarray, weights: np.ndarray) -> float:
     """AlgoPerf's ogbg metric: sklearn's average precision per task over the graphs that have its label,
     then the mean over tasks; a task whose labelled graphs lack a positive or a negative is skipped (its AP
-    is undefined or trivially 1). NaN when no task qualifies.
+    is undefined or trivially 1). NaN when no task qualifies. ``average_precision`` computes sklearn's
+    value in numpy (0.2 s less per eval than sklearn's per-task calls; the tests compare the two).
 
     AlgoPerf checks for positives and negatives over all graphs, where missing labels read as 0; this
     checks among the labelled graphs only, which differs only when a task's labelled graphs are all
     positive.
     """
-    from sklearn.metrics import average_precision_score  # imported here: sklearn takes ~1 s to import
-
     probabilities = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
     precisions = []
     for task in range(targets.shape[1]):
         labelled = weights[:, task] > 0
         labels = targets[labelled, task]
         if labels.size and 0 < labels.sum() < labels.size:
-            precisions.append(average_precision_score(labels, probabilities[labelled, task]))
+            precisions.append(average_precision(labels, probabilities[labelled, task]))
     return float(np.mean(precisions)) if precisions else float("nan")
 
 
@@ -78,7 +94,11 @@ class BaseOgbgMiniWorkload(ArrayWorkload):
     calibration_file = Path(__file__).with_name("calibration.json")
     target_metric_name = "mean_average_precision"
     loss_type = LossType.SIGMOID_CROSS_ENTROPY
-    eval_batch_size = EVAL_BATCH_SIZE
+
+    @property
+    def eval_batch_size(self) -> int:
+        return eval_batch_for(self.device, EVAL_BATCH_SIZE, ACCELERATOR_EVAL_BATCH_SIZE)
+
     num_tasks = NUM_TASKS
     # The model's switches, read by both frameworks' GNNs; the variants below change them.
     activation = "relu"  # "relu", "gelu" (tanh approximation, as AlgoPerf's PyTorch GNN) or "silu"

@@ -41,6 +41,8 @@ from functools import cache
 
 import numpy as np
 
+from pytest_algoperf.data_cache import disk_cached
+
 PAD, EOS = 0, 1
 SCALE = 3  # lexicon size multiplier: 3 gives 555 source words (FEASIBILITY.md's "scale 3")
 DETERMINERS, ADJECTIVES, NOUNS, VERBS, ADVERBS = 5 * SCALE, 40 * SCALE, 80 * SCALE, 40 * SCALE, 20 * SCALE
@@ -194,6 +196,7 @@ def generate_splits(seed: int, sizes: dict[str, int]) -> dict[str, TranslationSp
 
 
 @cache
+@disk_cached(version=1)
 def load_splits() -> dict[str, TranslationSplit]:
     return generate_splits(POOL_SEED, SPLIT_SIZES)
 
