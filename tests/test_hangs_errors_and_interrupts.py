@@ -89,9 +89,13 @@ def test_an_exception_in_submission_code_is_shown_with_the_submissions_frames_on
     ]
 
 
+# Ctrl-C at step 5. The default handler is put back first: a shell that starts a job in the background (`make
+# test &`) makes it ignore SIGINT, and its children, this session among them, inherit that.
 INTERRUPT_AT_STEP_5 = "import os, signal\n" + TINY_SUBMISSION.replace(
     "    model = current_param_container\n",
-    "    if global_step == 5:\n        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C\n"
+    "    if global_step == 5:\n"
+    "        signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    "        os.kill(os.getpid(), signal.SIGINT)\n"
     "    model = current_param_container\n",
     1,
 )
