@@ -141,9 +141,9 @@ class Trainer:
             _note(error, self.submission, "data_selection", step)
             raise
         complete = False
+        extra = self.submission.train_state_argument(train_state)
         try:
-            self.optimizer_state, self.params, self.model_state = self.submission.update_params(
-                train_state,
+            self.optimizer_state, self.params, self.model_state = self.submission.module.update_params(
                 workload=self.workload,
                 current_param_container=self.params,
                 current_params_types=self.params_types,
@@ -155,6 +155,7 @@ class Trainer:
                 eval_results=self.eval_results,
                 global_step=step,
                 rng=keys[1],
+                **extra,
             )
         except TrainingCompleteError:
             complete = True
@@ -255,59 +256,63 @@ def run_benchmark(
             }
         )
 
-    step_budget_spent = False  # kept out of train_state, which holds AlgoPerf's keys only
     load_start = load.sample()
     clock.start()
-    with watchdog.running():
-        while (
-            (state["is_time_remaining"] or settings.step_budget)
-            and not _goals_reached(state)
-            and not state["training_complete"]
-            and not step_budget_spent
-        ):
-            watchdog.begin("data_selection/update_params")
-            state["training_complete"] = trainer.step(train_state)
-            watchdog.end()
-            clock.end_step(trainer.outputs)
-            result.global_step = clock.global_step
-            result.submission_time = clock.submission_time
-            step_budget_spent = clock.global_step >= step_budget
-
-            if not clock.eval_due(state["training_complete"] or step_budget_spent):
-                continue
-            if prepare_for_eval is not None:
-                watchdog.begin("prepare_for_eval")
-                clock.timed_call(lambda: trainer.prepare_for_eval(prepare_for_eval))
+    # Every condition that ends the loop changes only at an eval (a completed training or a spent step
+    # budget makes one due), so the steps between evals test nothing else: each microsecond a step spends
+    # here is harness overhead on a small model.
+    step_budget_spent = False
+    try:
+        with watchdog.running():
+            while True:
+                watchdog.begin("data_selection/update_params")
+                state["training_complete"] = trainer.step(train_state)
                 watchdog.end()
-            state["is_time_remaining"] = clock.time_remaining
-            if state["is_time_remaining"] or settings.step_budget:
-                score = clock.submission_time
-                with clock.untimed_eval():
-                    metrics = trainer.evaluate(settings.data_dir)
-                    state["validation_goal_reached"] |= workload.has_reached_validation_target(metrics)
-                    state["test_goal_reached"] |= workload.has_reached_test_target(metrics)
-                record = EvalRecord(
-                    clock.global_step,
-                    score,
-                    clock.eval_time,
-                    clock.logging_time,
-                    clock.total_duration,
-                    metrics,
-                )
-                trainer.eval_results.append((clock.global_step, metrics))
-                with clock.untimed_logging():
-                    _record_eval(result, workload, record, state)
-                    if on_eval is not None:
-                        on_eval(result, record)
-                if _diverged(metrics):
-                    result.stop_reason = "diverged"
+                clock.end_step(trainer.outputs)
+                # not in train_state, which holds AlgoPerf's keys only
+                step_budget_spent = clock.global_step >= step_budget
+
+                if not clock.eval_due(state["training_complete"] or step_budget_spent):
+                    continue
+                result.global_step = clock.global_step
+                result.submission_time = clock.submission_time
+                if prepare_for_eval is not None:
+                    watchdog.begin("prepare_for_eval")
+                    clock.timed_call(lambda: trainer.prepare_for_eval(prepare_for_eval))
+                    watchdog.end()
+                state["is_time_remaining"] = clock.time_remaining
+                if state["is_time_remaining"] or settings.step_budget:
+                    score = clock.submission_time
+                    with clock.untimed_eval():
+                        metrics = trainer.evaluate(settings.data_dir)
+                        state["validation_goal_reached"] |= workload.has_reached_validation_target(metrics)
+                        state["test_goal_reached"] |= workload.has_reached_test_target(metrics)
+                    record = EvalRecord(
+                        clock.global_step,
+                        score,
+                        clock.eval_time,
+                        clock.logging_time,
+                        clock.total_duration,
+                        metrics,
+                    )
+                    trainer.eval_results.append((clock.global_step, metrics))
+                    with clock.untimed_logging():
+                        _record_eval(result, workload, record, state)
+                        if on_eval is not None:
+                            on_eval(result, record)
+                    if _diverged(metrics):
+                        result.stop_reason = "diverged"
+                        break
+                # Only here: a reading per step more would cost an all-reduce per step under DDP, and AlgoPerf
+                # too restarts the step interval after evals alone.
+                clock.resume()
+                if not _keep_training(state, bool(settings.step_budget), step_budget_spent):
                     break
-            # Only here: a reading per step more would cost an all-reduce per step under DDP, and AlgoPerf
-            # too restarts the step interval after evals alone.
-            clock.resume()
+    finally:  # a run stopped by an exception (a hang, Ctrl-C) keeps the steps it made
+        result.global_step = clock.global_step
+        result.submission_time = clock.submission_time
 
     result.load = load.load_between(load_start, load.sample()).to_json()
-    result.submission_time = clock.submission_time
     result.eval_time = clock.eval_time
     result.logging_time = clock.logging_time
     result.total_duration = clock.total_duration
@@ -328,6 +333,7 @@ def _describe(result: RunResult, workload: Workload, settings: RunSettings, budg
     result.device = settings.device
     result.hardware_profile = workload.hardware_profile
     result.cuda_visible_devices = os.environ.get("CUDA_VISIBLE_DEVICES")
+    result.cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     result.eval_every_steps = settings.eval_every_steps
     result.threads = settings.threads
     result.workers = settings.workers
@@ -350,6 +356,17 @@ def _record_eval(result: RunResult, workload: Workload, record: EvalRecord, stat
         result.time_to_target = record.score
         result.steps_to_target = record.global_step
     result.test_reached = state["test_goal_reached"]
+
+
+def _keep_training(state: dict[str, bool], step_budget: bool, step_budget_spent: bool) -> bool:
+    """AlgoPerf's loop condition, after an eval: time left (or a step budget instead), targets not both
+    met, training not complete, steps left."""
+    return (
+        (state["is_time_remaining"] or step_budget)
+        and not _goals_reached(state)
+        and not state["training_complete"]
+        and not step_budget_spent
+    )
 
 
 def _goals_reached(state: dict[str, bool]) -> bool:

@@ -36,7 +36,7 @@ from pytest_algoperf.score.search_space import SearchSpaceError, load_search_spa
 from pytest_algoperf.score.tuning import budget_factor, study_points, trials_per_study
 from pytest_algoperf.spec import Workload
 from pytest_algoperf.submission import Submission, SubmissionError, load_submission, resolve_submission
-from pytest_algoperf.threads import limit_xla_threads
+from pytest_algoperf.threads import limit_xla_threads, pin_worker_cpus
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,9 @@ class AlgoPerfSession:
             selection.check_cpus(processes, self.threads, s.share_devices)
         except DeviceAssignmentError as error:
             raise pytest.UsageError(str(error)) from None
+        cpu_workers = self.workers > 1 and not hardware.gpu_per_worker and not s.share_devices
+        if cpu_workers and self.worker_index is not None:
+            pin_worker_cpus(self.worker_index, self.threads)
         return offered
 
     def _choose_profiles(self, offered: dict[tuple[str, str], selection.Offered], torchrun: Any) -> None:

@@ -165,15 +165,15 @@ class Submission:
         then with the AlgoPerf workloads they stand for (``pytest_algoperf.batch_size_rule``)."""
         return batch_size_rule.batch_size(self.module.get_batch_size, workload_name, base_workload_name)
 
-    def update_params(self, train_state: Callable[[], Mapping[str, Any]], **kwargs: Any) -> Any:
-        """``update_params``, given ``train_state()`` only if its signature names it (built only then)."""
-        if self.accepts_train_state:
-            kwargs["train_state"] = train_state()
-        return self.module.update_params(**kwargs)
+    def train_state_argument(self, train_state: Callable[[], Mapping[str, Any]]) -> dict[str, Any]:
+        """The ``train_state`` keyword for ``update_params``: ``train_state()`` only if its signature names
+        it (built only then), else nothing."""
+        return {"train_state": train_state()} if self.accepts_train_state else {}
 
     @functools.cached_property
     def accepts_train_state(self) -> bool:
-        # Read once: inspect.signature costs tens of microseconds, a tenth of a small model's step.
+        """Whether ``update_params`` names ``train_state`` (then the harness builds it for each step).
+        Read once: inspect.signature costs tens of microseconds, a tenth of a small model's step."""
         return "train_state" in inspect.signature(self.module.update_params).parameters
 
 

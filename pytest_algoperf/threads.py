@@ -9,12 +9,15 @@ are refused (``hardware.gpus.check_cpu_share``). PyTorch is limited with
 ``torch.set_num_threads`` when a run starts.
 XLA reads its flags once, when JAX's CPU backend starts, so its limit is set in ``XLA_FLAGS`` at configure
 time; XLA can only be made single-threaded this way, so a share above one thread leaves XLA's own pool.
+Each xdist worker on the CPU also keeps to CPUs of its own (``pin_worker_cpus``): XLA sizes its other thread
+pools by the CPUs a process may use, whatever its flags say.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 XLA_SINGLE_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
@@ -62,3 +65,23 @@ def limit_xla_threads(threads: int) -> None:
     flags = os.environ.get("XLA_FLAGS", "")
     if threads == 1 and "xla_cpu_multi_thread_eigen" not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {XLA_SINGLE_THREAD_FLAGS}".strip()
+
+
+def worker_cpus(worker: int, threads: int, allowed: Iterable[int]) -> list[int]:
+    """Worker k's own CPUs: the k-th run of ``threads`` CPUs of ``allowed``, in order (empty past its end)."""
+    return sorted(allowed)[worker * threads : (worker + 1) * threads]
+
+
+def pin_worker_cpus(worker: int, threads: int) -> list[int] | None:
+    """Keep this pytest-xdist worker on CPUs of its own, before a framework starts; the CPUs, or None where
+    affinity masks do not exist or its share does not fit. Two JAX workers sharing two cores slowed each
+    other's steps by 30-150% (XLA's CPU client sizes its pools by the CPUs it may use, flags or not); on
+    CPUs of their own they keep their serial step times."""
+    try:
+        mine = worker_cpus(worker, threads, os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return None
+    if len(mine) < threads:
+        return None
+    os.sched_setaffinity(0, mine)
+    return mine

@@ -102,4 +102,8 @@ def test_serial_and_parallel_sessions_with_the_same_seed_record_the_same_runs(
         ]
         assert (run["workers"], parallel_runs[test_id]["workers"]) == (1, 2)
         assert run["threads"] == parallel_runs[test_id]["threads"] == 1
+    # Each worker keeps to a CPU of its own, so neither's steps wait for the other's threads.
+    allowed = set(next(iter(serial_runs.values()))["cpus"])
+    worker_cpus = {tuple(run["cpus"]) for run in parallel_runs.values()}
+    assert len(worker_cpus) == 2 and all(len(cpus) == 1 and set(cpus) <= allowed for cpus in worker_cpus)
     assert {run["hyperparameters"]["learning_rate"] for run in serial_runs.values()} == {0.2, 0.05, 0.3, 0.1}

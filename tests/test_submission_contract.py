@@ -205,11 +205,15 @@ def test_train_state_is_passed_only_when_update_params_names_it() -> None:
         built.append(1)
         return state
 
+    def update(submission: Any, global_step: int) -> str:  # as Trainer.step calls it
+        extra = submission.train_state_argument(train_state)
+        return submission.module.update_params(workload="w", global_step=global_step, **extra)
+
     plain = fake_submission(module_with(update_params=without_train_state))
-    assert plain.update_params(train_state, workload="w", global_step=3) == "without"
+    assert update(plain, 3) == "without"
     assert built == []  # not even built: the mapping is made only for a submission that takes it
     aware = fake_submission(module_with(update_params=with_train_state))
-    assert aware.update_params(train_state, workload="w", global_step=4) == "with"
+    assert update(aware, 4) == "with"
     assert calls == [
         {"workload": "w", "global_step": 3},
         {"workload": "w", "global_step": 4, "train_state": state},

@@ -13,7 +13,7 @@ import pytest
 from tiny import conftest_source, write_submission
 
 from pytest_algoperf.load import CpuSample, LoadReport, load_between, sample
-from pytest_algoperf.threads import allowed_cpus, cgroup_cpu_quota, choose_threads
+from pytest_algoperf.threads import allowed_cpus, cgroup_cpu_quota, choose_threads, worker_cpus
 
 
 @pytest.mark.parametrize(
@@ -47,6 +47,12 @@ def test_threads_never_exceed_the_allowed_cpus_and_are_shared_between_workers() 
     assert choose_threads(None, workers=16, cpu_count=8) == 1
     assert choose_threads(4, workers=1, cpu_count=2) == 2
     assert choose_threads(1, workers=1, cpu_count=2) == 1
+
+
+def test_each_worker_gets_its_own_run_of_the_allowed_cpus() -> None:
+    assert [worker_cpus(k, threads=1, allowed={3, 1}) for k in range(2)] == [[1], [3]]
+    assert [worker_cpus(k, threads=2, allowed=range(4)) for k in range(2)] == [[0, 1], [2, 3]]
+    assert worker_cpus(2, threads=1, allowed={0, 1}) == []  # no CPU left: the worker is not pinned
 
 
 def test_the_affinity_mask_bounds_the_allowed_cpus() -> None:
