@@ -4,6 +4,7 @@ benchmarks, reported, never asserted."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,12 @@ def test_the_selfcheck_measures_overhead_data_selection_and_evals_and_writes_jso
 ) -> None:
     output = tmp_path / "selfcheck.json"
     arguments = ["--workloads=mnist", "--frameworks=pytorch", "--pairs=2", "--block-sec=0.05", "--repeats=2"]
+    cpus = os.sched_getaffinity(0)
     assert main([*arguments, "--skip=suite", f"--output={output}"]) == 0
-    [row] = json.loads(output.read_text())["rows"]
+    document = json.loads(output.read_text())
+    assert document["measured_on_cpu"] == min(cpus)  # measured on one CPU ...
+    assert os.sched_getaffinity(0) == cpus  # ... and given every CPU back after
+    [row] = document["rows"]
     assert row["overhead"]["pairs"] == 2 and row["overhead"]["ratio"] > 0
     assert 0 < row["data_selection_share"] < 1
     assert row["frequent_evals"]["evals"] >= 10

@@ -16,4 +16,7 @@ run (so a shared, noisy machine moves both sides alike), and prints a table and 
   target are identical, and eval time as a share of wall time (``repeats``);
 - ``suite``: the wall time of a session of the base suite run serially over the same session with
   ``-n 2`` (``suite``).
+
+The in-process measures run on one CPU (``--no-pin`` to leave them on all), as the budgets were calibrated;
+the suite's sessions get every CPU. Each JAX function compiles once per self-check.
 """

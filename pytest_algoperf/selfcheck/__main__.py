@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +50,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--suite-workloads", type=listing, default=("mnist", "criteo1tb_mini", "ogbg_mini"), help="for -n 2"
     )
     parser.add_argument("--skip", type=listing, default=(), help="any of: evals, repeats, suite")
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure in-process on one CPU, as the budgets were calibrated (default); the suite gets all",
+    )
     parser.add_argument("--output", type=Path, default=Path("selfcheck.json"))
     return parser.parse_args(argv)
 
@@ -64,22 +73,28 @@ def compile_each_jax_function_once(folder: str) -> None:
     warnings.filterwarnings("ignore", category=CompilationCacheWarning)
 
 
-def say(line: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+@contextlib.contextmanager
+def one_cpu(pin: bool) -> Iterator[int | None]:
+    """Inside, this process keeps to the first CPU it may use (the CPU, or None when not pinned); the
+    suite's sessions after it get every CPU again, as a user's would. On one core, as the budgets were
+    calibrated: else a JAX run overlaps its Python dispatch with XLA's execution on a second core, and both
+    sides of every ratio swing with whatever else the machine schedules there."""
+    allowed = os.sched_getaffinity(0) if pin and hasattr(os, "sched_getaffinity") else None
+    if not allowed:
+        yield None
+        return
+    os.sched_setaffinity(0, {min(allowed)})
+    try:
+        yield min(allowed)
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    limit_xla_threads(1)  # the budgets' calibration used one thread; set before JAX's backend starts
-    from pytest_algoperf.reporting.environment import machine_info, software_info
-    from pytest_algoperf.selfcheck import measures, repeats, suite
-    from pytest_algoperf.selfcheck.report import print_table
+def measure_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The in-process measures, one row per workload and framework."""
+    from pytest_algoperf.selfcheck import measures, repeats
     from pytest_algoperf.selfcheck.setup import make_bench
 
-    started = time.perf_counter()
-    scratch = tempfile.TemporaryDirectory(prefix="algoperf-selfcheck-xla-")
-    if "jax" in args.frameworks:
-        compile_each_jax_function_once(scratch.name)
     rows: list[dict[str, Any]] = []
     for workload in args.workloads:
         for framework in args.frameworks:
@@ -99,6 +114,26 @@ def main(argv: list[str] | None = None) -> int:
                 found = repeats.repeats(bench, args.repeats, args.schedule)
                 row["repeats"] = {**asdict(found), "cv": found.cv, "same_steps": found.same_steps}
             rows.append(row)
+    return rows
+
+
+def say(line: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    limit_xla_threads(1)  # the budgets' calibration used one thread; set before JAX's backend starts
+    from pytest_algoperf.reporting.environment import machine_info, software_info
+    from pytest_algoperf.selfcheck import suite
+    from pytest_algoperf.selfcheck.report import print_table
+
+    started = time.perf_counter()
+    scratch = tempfile.TemporaryDirectory(prefix="algoperf-selfcheck-xla-")
+    if "jax" in args.frameworks:
+        compile_each_jax_function_once(scratch.name)
+    with one_cpu(args.pin) as cpu:
+        rows = measure_rows(args)
     suites = []
     if "suite" not in args.skip:
         for framework in args.frameworks:
@@ -110,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         "software": software_info(),
         "arguments": {k: list(v) if isinstance(v, tuple) else str(v) for k, v in vars(args).items()},
+        "measured_on_cpu": cpu,  # the in-process measures' one CPU; None: not pinned
         "jax_compilation": "each function compiles once per self-check (a persistent cache in a temp folder)",
         "rows": rows,
         "suites": suites,
