@@ -135,3 +135,11 @@ def builtin_entries() -> list[WorkloadEntry]:
             package = importlib.import_module(f"algoperf_workloads.{folder.name}")
             entries.extend(getattr(package, "WORKLOADS", []))
     return entries
+
+
+def default_suite() -> tuple[str, ...]:
+    """The built-in workloads a session runs when none are named (the base suite)."""
+    registry = WorkloadRegistry()
+    for entry in builtin_entries():
+        registry.add(entry)
+    return tuple(registry.base_names())

@@ -34,17 +34,9 @@ from typing import Any
 
 import numpy as np
 
-BASE_WORKLOADS = (
-    "mnist",
-    "criteo1tb_mini",
-    "fastmri_mini",
-    "imagenet_resnet_mini",
-    "imagenet_vit_mini",
-    "librispeech_conformer_mini",
-    "librispeech_deepspeech_mini",
-    "ogbg_mini",
-    "wmt_mini",
-)
+from pytest_algoperf.registry import default_suite
+
+BASE_WORKLOADS = default_suite()
 TRAIN_SHARE_OF_STEPS = 0.25
 ROOT = Path(__file__).resolve().parents[1]
 # The metric functions whose time ``timed_parts`` reports apart (under the names of the parts).

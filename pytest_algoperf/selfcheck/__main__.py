@@ -16,19 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pytest_algoperf.registry import default_suite
 from pytest_algoperf.threads import limit_xla_threads
 
-BASE_WORKLOADS = (
-    "mnist",
-    "criteo1tb_mini",
-    "fastmri_mini",
-    "imagenet_resnet_mini",
-    "imagenet_vit_mini",
-    "librispeech_conformer_mini",
-    "librispeech_deepspeech_mini",
-    "ogbg_mini",
-    "wmt_mini",
-)
+BASE_WORKLOADS = default_suite()
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
