@@ -9,12 +9,12 @@ are refused (``hardware.gpus.check_cpu_share``). PyTorch is limited with
 ``torch.set_num_threads`` when a run starts.
 XLA reads its flags once, when JAX's CPU backend starts, so its limit is set in ``XLA_FLAGS`` at configure
 time; XLA can only be made single-threaded this way, so a share above one thread leaves XLA's own pool.
-Each xdist worker on the CPU also keeps to CPUs of its own (``pin_worker_cpus``): XLA sizes its other thread
-pools by the CPUs a process may use, whatever its flags say.
+Each xdist worker on the CPU also keeps to CPUs of its own (``pin_worker_cpus``), as calibration runs did.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Iterable
@@ -73,15 +73,27 @@ def worker_cpus(worker: int, threads: int, allowed: Iterable[int]) -> list[int]:
 
 
 def pin_worker_cpus(worker: int, threads: int) -> list[int] | None:
-    """Keep this pytest-xdist worker on CPUs of its own, before a framework starts; the CPUs, or None where
-    affinity masks do not exist or its share does not fit. Two JAX workers sharing two cores slowed each
-    other's steps by 30-150% (XLA's CPU client sizes its pools by the CPUs it may use, flags or not); on
-    CPUs of their own they keep their serial step times."""
+    """Keep this pytest-xdist worker on CPUs of its own, before a framework starts, as calibration runs were
+    (one per core); the CPUs, or None where affinity masks do not exist or its share does not fit. XLA
+    also sizes its pools by the CPUs a process may use, whatever its flags say."""
     try:
         mine = worker_cpus(worker, threads, os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return None
     if len(mine) < threads:
         return None
-    os.sched_setaffinity(0, mine)
+    set_affinity(mine)
     return mine
+
+
+def set_affinity(cpus: Iterable[int]) -> None:
+    """Keep every thread of this process on ``cpus``: a thread's affinity is its own, and threads started
+    before (XLA's pools, execnet's) would otherwise keep theirs; threads started later inherit it."""
+    cpus = set(cpus)
+    try:
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:
+        threads = [0]  # no /proc: this thread only
+    for tid in threads:
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            os.sched_setaffinity(tid, cpus)

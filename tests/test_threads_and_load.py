@@ -3,9 +3,11 @@ cgroup quota, and the load other processes put on the machine while a run trains
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 from tiny import conftest_source, write_submission
 
 from pytest_algoperf.load import CpuSample, LoadReport, load_between, sample
-from pytest_algoperf.threads import allowed_cpus, cgroup_cpu_quota, choose_threads, worker_cpus
+from pytest_algoperf.threads import allowed_cpus, cgroup_cpu_quota, choose_threads, set_affinity, worker_cpus
 
 
 @pytest.mark.parametrize(
@@ -53,6 +55,22 @@ def test_each_worker_gets_its_own_run_of_the_allowed_cpus() -> None:
     assert [worker_cpus(k, threads=1, allowed={3, 1}) for k in range(2)] == [[1], [3]]
     assert [worker_cpus(k, threads=2, allowed=range(4)) for k in range(2)] == [[0, 1], [2, 3]]
     assert worker_cpus(2, threads=1, allowed={0, 1}) == []  # no CPU left: the worker is not pinned
+
+
+def test_set_affinity_moves_every_thread_of_the_process_not_only_the_caller() -> None:
+    """A thread started earlier (as XLA's pools are) follows; the test gives every CPU back after."""
+    allowed = os.sched_getaffinity(0)
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait)
+    thread.start()
+    try:
+        set_affinity({min(allowed)})
+        assert os.sched_getaffinity(thread.native_id) == os.sched_getaffinity(0) == {min(allowed)}
+    finally:
+        set_affinity(allowed)
+        release.set()
+        thread.join()
+    assert os.sched_getaffinity(0) == allowed
 
 
 def test_the_affinity_mask_bounds_the_allowed_cpus() -> None:

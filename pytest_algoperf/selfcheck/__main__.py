@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_algoperf.registry import default_suite
-from pytest_algoperf.threads import limit_xla_threads
+from pytest_algoperf.threads import limit_xla_threads, set_affinity
 
 BASE_WORKLOADS = default_suite()
 
@@ -32,7 +32,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workloads", type=listing, default=BASE_WORKLOADS, help="comma list")
     parser.add_argument("--frameworks", type=listing, default=("pytorch", "jax"), help="comma list")
     parser.add_argument("--submission", default="adamw", help="a built-in name, a folder or a .py file")
-    parser.add_argument("--block-sec", type=float, default=1.0, help="seconds of each overhead block")
+    parser.add_argument("--block-sec", type=float, default=0.75, help="seconds of each overhead block")
     parser.add_argument("--pairs", type=int, default=4, help="bare/harness block pairs (ABBA)")
     parser.add_argument("--repeats", type=int, default=5, help="same-seed runs to target per workload")
     parser.add_argument("--repeat-workloads", type=listing, default=("mnist", "criteo1tb_mini"))
@@ -45,7 +45,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--pin",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="measure in-process on one CPU, as the budgets were calibrated (default); the suite gets all",
+        help="time the overhead blocks on one CPU, as the budgets were calibrated (default)",
     )
     parser.add_argument("--output", type=Path, default=Path("selfcheck.json"))
     return parser.parse_args(argv)
@@ -66,23 +66,24 @@ def compile_each_jax_function_once(folder: str) -> None:
 
 @contextlib.contextmanager
 def one_cpu(pin: bool) -> Iterator[int | None]:
-    """Inside, this process keeps to the first CPU it may use (the CPU, or None when not pinned); the
-    suite's sessions after it get every CPU again, as a user's would. On one core, as the budgets were
-    calibrated: else a JAX run overlaps its Python dispatch with XLA's execution on a second core, and both
-    sides of every ratio swing with whatever else the machine schedules there."""
+    """Inside, every thread of this process keeps to the first CPU it may use (the CPU, or None when not
+    pinned); after it, every CPU again. On one core, as the budgets were calibrated: else a JAX run overlaps
+    its Python dispatch with XLA's execution on a second core, and both sides of every ratio swing with
+    whatever else the machine schedules there."""
     allowed = os.sched_getaffinity(0) if pin and hasattr(os, "sched_getaffinity") else None
     if not allowed:
         yield None
         return
-    os.sched_setaffinity(0, {min(allowed)})
+    set_affinity({min(allowed)})
     try:
         yield min(allowed)
     finally:
-        os.sched_setaffinity(0, allowed)
+        set_affinity(allowed)
 
 
-def measure_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """The in-process measures, one row per workload and framework."""
+def measure_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int | None]:
+    """The in-process measures, one row per workload and framework; and the CPU the per-step ratios were
+    measured on. Whole runs (evals, repeats) use every CPU, as a user's session does."""
     from pytest_algoperf.selfcheck import measures, repeats
     from pytest_algoperf.selfcheck.setup import make_bench
 
@@ -92,9 +93,10 @@ def measure_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
             say(f"{workload} ({framework}): overhead")
             bench = make_bench(workload, framework, args.submission)
             row: dict[str, Any] = {"workload": workload, "framework": framework}
-            overhead = measures.overhead(bench, args.block_sec, args.pairs)
+            with one_cpu(args.pin) as cpu:
+                overhead = measures.overhead(bench, args.block_sec, args.pairs)
+                share = measures.data_selection_share(bench, overhead.steps, overhead.bare_step_sec)
             row["overhead"] = asdict(overhead)
-            share = measures.data_selection_share(bench, overhead.steps, overhead.bare_step_sec)
             row["data_selection_share"] = share
             if "evals" not in args.skip:
                 say(f"{workload} ({framework}): evals ten times as often")
@@ -105,7 +107,7 @@ def measure_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
                 found = repeats.repeats(bench, args.repeats, args.schedule)
                 row["repeats"] = {**asdict(found), "cv": found.cv, "same_steps": found.same_steps}
             rows.append(row)
-    return rows
+    return rows, cpu
 
 
 def say(line: str) -> None:
@@ -123,8 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     scratch = tempfile.TemporaryDirectory(prefix="algoperf-selfcheck-xla-")
     if "jax" in args.frameworks:
         compile_each_jax_function_once(scratch.name)
-    with one_cpu(args.pin) as cpu:
-        rows = measure_rows(args)
+    rows, cpu = measure_rows(args)
     suites = []
     if "suite" not in args.skip:
         for framework in args.frameworks:
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         "software": software_info(),
         "arguments": {k: list(v) if isinstance(v, tuple) else str(v) for k, v in vars(args).items()},
-        "measured_on_cpu": cpu,  # the in-process measures' one CPU; None: not pinned
+        "measured_on_cpu": cpu,  # the overhead blocks' one CPU; None: not pinned
         "jax_compilation": "each function compiles once per self-check (a persistent cache in a temp folder)",
         "rows": rows,
         "suites": suites,
