@@ -32,7 +32,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workloads", type=listing, default=BASE_WORKLOADS, help="comma list")
     parser.add_argument("--frameworks", type=listing, default=("pytorch", "jax"), help="comma list")
     parser.add_argument("--submission", default="adamw", help="a built-in name, a folder or a .py file")
-    parser.add_argument("--block-sec", type=float, default=0.75, help="seconds of each overhead block")
+    parser.add_argument("--block-sec", type=float, default=0.5, help="seconds of each overhead block")
     parser.add_argument("--pairs", type=int, default=4, help="bare/harness block pairs (ABBA)")
     parser.add_argument("--repeats", type=int, default=5, help="same-seed runs to target per workload")
     parser.add_argument("--repeat-workloads", type=listing, default=("mnist", "criteo1tb_mini"))
