@@ -89,11 +89,11 @@ def pin_worker_cpus(worker: int, threads: int) -> list[int] | None:
 def set_affinity(cpus: Iterable[int]) -> None:
     """Keep every thread of this process on ``cpus``: a thread's affinity is its own, and threads started
     before (XLA's pools, execnet's) would otherwise keep theirs; threads started later inherit it."""
-    cpus = set(cpus)
+    mask = set(cpus)
     try:
         threads = [int(tid) for tid in os.listdir("/proc/self/task")]
     except OSError:
         threads = [0]  # no /proc: this thread only
     for tid in threads:
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
-            os.sched_setaffinity(tid, cpus)
+            os.sched_setaffinity(tid, mask)
