@@ -58,7 +58,7 @@ def warn_if_training_steps_are_cached() -> None:
         )
 
 
-def _cache_reset() -> Callable[[], None] | None:
+def cache_reset() -> Callable[[], None] | None:
     """JAX's function that makes it read the cache settings again at its next compilation, if it has one:
     without it, a cache switched on for an eval would stay on for the training steps after it."""
     try:
@@ -72,7 +72,7 @@ def _cache_reset() -> Callable[[], None] | None:
 def eval_compilation_cache() -> Iterator[None]:
     """Compilations inside go through the persistent eval cache (nothing changes when the user's cache is
     on for everything, when the cache folder is off, or when JAX cannot switch its cache off again)."""
-    root, reset = cache_root(), _cache_reset()
+    root, reset = cache_root(), cache_reset()
     if root is None or reset is None or user_cache_dir():
         yield
         return

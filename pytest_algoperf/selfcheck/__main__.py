@@ -51,17 +51,34 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def compile_each_jax_function_once(folder: str) -> None:
-    """A process-wide persistent compilation cache: every measurement builds fresh states, and the JAX ones
-    would otherwise compile the same step again each time (minutes of a run, none of them measured: blocks
-    and per-step times leave the first step out). The repeats' first steps load instead of compiling."""
+@contextlib.contextmanager
+def each_jax_function_compiled_once(frameworks: tuple[str, ...]) -> Iterator[None]:
+    """Inside, a process-wide persistent compilation cache in a temporary folder: every measurement builds
+    fresh states, and the JAX ones would otherwise compile the same step again each time (minutes of a run,
+    none of them measured: blocks and per-step times leave the first step out). The repeats' first steps
+    load instead of compiling. JAX's settings are put back after."""
+    if "jax" not in frameworks:
+        yield
+        return
     import jax
 
-    from pytest_algoperf.frameworks.jax_compilation_cache import CompilationCacheWarning
+    from pytest_algoperf.frameworks.jax_compilation_cache import CompilationCacheWarning, cache_reset
 
-    jax.config.update("jax_compilation_cache_dir", folder)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    warnings.filterwarnings("ignore", category=CompilationCacheWarning)
+    folder, minimum = (
+        jax.config.jax_compilation_cache_dir,
+        jax.config.jax_persistent_cache_min_compile_time_secs,
+    )
+    with tempfile.TemporaryDirectory(prefix="algoperf-selfcheck-xla-") as scratch, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=CompilationCacheWarning)
+        jax.config.update("jax_compilation_cache_dir", scratch)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        try:
+            yield
+        finally:
+            jax.config.update("jax_compilation_cache_dir", folder)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", minimum)
+            if (reset := cache_reset()) is not None:  # JAX reads its cache settings once otherwise
+                reset()
 
 
 @contextlib.contextmanager
@@ -88,6 +105,7 @@ def measure_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int | 
     from pytest_algoperf.selfcheck.setup import make_bench
 
     rows: list[dict[str, Any]] = []
+    measured_on = None  # the CPU of the overhead blocks
     for workload in args.workloads:
         for framework in args.frameworks:
             say(f"{workload} ({framework}): overhead")
@@ -96,6 +114,7 @@ def measure_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int | 
             with one_cpu(args.pin) as cpu:
                 overhead = measures.overhead(bench, args.block_sec, args.pairs)
                 share = measures.data_selection_share(bench, overhead.steps, overhead.bare_step_sec)
+            measured_on = cpu
             row["overhead"] = asdict(overhead)
             row["data_selection_share"] = share
             if "evals" not in args.skip:
@@ -107,7 +126,7 @@ def measure_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int | 
                 found = repeats.repeats(bench, args.repeats, args.schedule)
                 row["repeats"] = {**asdict(found), "cv": found.cv, "same_steps": found.same_steps}
             rows.append(row)
-    return rows, cpu
+    return rows, measured_on
 
 
 def say(line: str) -> None:
@@ -122,10 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     from pytest_algoperf.selfcheck.report import print_table
 
     started = time.perf_counter()
-    scratch = tempfile.TemporaryDirectory(prefix="algoperf-selfcheck-xla-")
-    if "jax" in args.frameworks:
-        compile_each_jax_function_once(scratch.name)
-    rows, cpu = measure_rows(args)
+    with each_jax_function_compiled_once(args.frameworks):
+        rows, cpu = measure_rows(args)
     suites = []
     if "suite" not in args.skip:
         for framework in args.frameworks:
@@ -143,7 +160,6 @@ def main(argv: list[str] | None = None) -> int:
         "suites": suites,
         "seconds": time.perf_counter() - started,
     }
-    scratch.cleanup()
     args.output.write_text(json.dumps(document, indent=2) + "\n")
     print_table(document)
     say(f"written to {args.output} in {document['seconds']:.0f} s")
