@@ -32,6 +32,7 @@ from pytest_algoperf.provenance import calibration_record, file_digest
 from pytest_algoperf.results import EvalRecord, RunResult
 from pytest_algoperf.spec import TrainingCompleteError, Workload
 from pytest_algoperf.submission import Submission
+from pytest_algoperf.threads import affinity
 from pytest_algoperf.watchdog import StepWatchdog
 
 OnEval = Callable[[RunResult, EvalRecord], None]
@@ -333,7 +334,7 @@ def _describe(result: RunResult, workload: Workload, settings: RunSettings, budg
     result.device = settings.device
     result.hardware_profile = workload.hardware_profile
     result.cuda_visible_devices = os.environ.get("CUDA_VISIBLE_DEVICES")
-    result.cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    result.cpus = sorted(mask) if (mask := affinity()) is not None else None
     result.eval_every_steps = settings.eval_every_steps
     result.threads = settings.threads
     result.workers = settings.workers

@@ -24,12 +24,18 @@ XLA_SINGLE_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_paralleli
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
+def affinity() -> set[int] | None:
+    """The CPUs this process may run on (its affinity mask), or None where there are no masks."""
+    try:
+        return os.sched_getaffinity(0)
+    except AttributeError:  # macOS, Windows
+        return None
+
+
 def allowed_cpus(cgroup_root: Path = CGROUP_ROOT) -> int:
     """The CPUs this process may keep busy: its affinity mask, bounded by its cgroup's CPU quota."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows: no affinity masks
-        cpus = os.cpu_count() or 1
+    mask = affinity()
+    cpus = len(mask) if mask is not None else os.cpu_count() or 1
     quota = cgroup_cpu_quota(cgroup_root)
     # A quota of 1.5 CPUs allows one thread: two would be throttled for a third of every period.
     return max(1, min(cpus, math.floor(quota))) if quota is not None else max(1, cpus)
@@ -76,10 +82,10 @@ def pin_worker_cpus(worker: int, threads: int) -> list[int] | None:
     """Keep this pytest-xdist worker on CPUs of its own, before a framework starts, as calibration runs were
     (one per core); the CPUs, or None where affinity masks do not exist or its share does not fit. XLA
     also sizes its pools by the CPUs a process may use, whatever its flags say."""
-    try:
-        mine = worker_cpus(worker, threads, os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
+    mask = affinity()
+    if mask is None:
         return None
+    mine = worker_cpus(worker, threads, mask)
     if len(mine) < threads:
         return None
     set_affinity(mine)

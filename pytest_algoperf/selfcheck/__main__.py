@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import tempfile
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_algoperf.registry import default_suite
-from pytest_algoperf.threads import limit_xla_threads, set_affinity
+from pytest_algoperf.threads import affinity, limit_xla_threads, set_affinity
 
 BASE_WORKLOADS = default_suite()
 
@@ -87,7 +86,7 @@ def one_cpu(pin: bool) -> Iterator[int | None]:
     pinned); after it, every CPU again. On one core, as the budgets were calibrated: else a JAX run overlaps
     its Python dispatch with XLA's execution on a second core, and both sides of every ratio swing with
     whatever else the machine schedules there."""
-    allowed = os.sched_getaffinity(0) if pin and hasattr(os, "sched_getaffinity") else None
+    allowed = affinity() if pin else None
     if not allowed:
         yield None
         return
