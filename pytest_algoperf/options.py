@@ -160,6 +160,12 @@ OPTIONS = [
     OptionSpec("--algoperf-ruleset", "tuning ruleset: external or self (default: external)", "external"),
     OptionSpec("--algoperf-trials", "external tuning: trials per study (default: 1)", "1"),
     OptionSpec(
+        "--algoperf-tuning-search-space",
+        "external tuning: this tuning_search_space.json instead of the one beside the submission (as "
+        "AlgoPerf's --tuning_search_space)",
+        "",
+    ),
+    OptionSpec(
         "--algoperf-studies", "studies per workload; a workload's time is their median (default: 1)", "1"
     ),
     OptionSpec(
@@ -193,6 +199,7 @@ class Settings:
     threads: int | None = None  # None: choose automatically
     ruleset: str = "external"
     trials: int = 1
+    tuning_search_space: Path | None = None  # None: the submission's own
     studies: int = 1
     reference_submission: str | None = None
     variant_scoring: str = "v0.6"
@@ -285,6 +292,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         else _number("--algoperf-threads", raw["algoperf_threads"], int, minimum=1),
         ruleset=raw["algoperf_ruleset"],
         trials=_number("--algoperf-trials", raw["algoperf_trials"], int, minimum=1),
+        tuning_search_space=_user_path(config, "algoperf_tuning_search_space", raw, invocation_dir, rootdir),
         studies=_number("--algoperf-studies", raw["algoperf_studies"], int, minimum=1),
         reference_submission=raw["algoperf_reference_submission"] or None,
         variant_scoring=raw["algoperf_variant_scoring"],

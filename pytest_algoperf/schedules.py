@@ -27,3 +27,12 @@ def warmup_linear_decay_factor(step: int, warmup_steps: int, decay_steps: int, e
     span = max(decay_steps - warmup_steps, 1)
     progress = min(step - warmup_steps, span) / span
     return 1.0 + (end_factor - 1.0) * progress
+
+
+def cyclic_warmup_cosine_factor(step: int, warmup_steps: int, decay_steps: int, cycles: int) -> float:
+    """``cycles`` back-to-back copies of ``warmup_cosine_factor``, each ``decay_steps // cycles`` long and
+    each with the full warmup (AlgoPerf v0.5's Cyclic LR submission); 0 after the last cycle, as
+    ``optax.sgdr_schedule`` of the same cycles computes it."""
+    cycle_steps = max(decay_steps // cycles, 1)
+    cycle = min(step // cycle_steps, cycles - 1)
+    return warmup_cosine_factor(step - cycle * cycle_steps, warmup_steps, cycle_steps)

@@ -319,7 +319,7 @@ class AlgoPerfSession:
         s = self.settings
         if s.ruleset == "self":
             return [[None] for _ in range(s.studies)]
-        path = submission.source.search_space_path
+        path = s.tuning_search_space or submission.source.search_space_path
         if path not in self._points:
             self._points[path] = study_points(load_search_space(path), s.studies, s.trials, s.seed)
         return self._points[path]

@@ -38,6 +38,22 @@ def test_each_study_and_trial_is_its_own_test_with_its_own_point(pytester: pytes
     result.stdout.fnmatch_lines(["*algoperf workload times*", "pytorch*tinysgd*s"])
 
 
+def test_a_search_space_named_on_the_command_line_replaces_the_submissions_own(
+    pytester: pytest.Pytester,
+) -> None:
+    write_tiny_project(pytester)
+    write_points(pytester, "tinysgd", 0.2, 0.3)
+    (pytester.path / "published.json").write_text(
+        json.dumps([{"learning_rate": 0.45}, {"learning_rate": 0.15}])
+    )
+    run_tiny(pytester, "--algoperf-trials=2", "--algoperf-tuning-search-space=published.json")
+    runs = read_results(pytester)["runs"]
+    assert [run["hyperparameters"]["learning_rate"] for run in runs] == [0.45, 0.15]
+    result = run_tiny(pytester, "--algoperf-tuning-search-space=missing.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{pytester.path / 'missing.json'}: no such file*"])
+
+
 def test_a_trial_that_misses_is_expected_but_a_workload_no_study_reached_fails(
     pytester: pytest.Pytester,
 ) -> None:

@@ -7,6 +7,7 @@ jitted step, so each optimizer compiles its own step once."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -14,13 +15,21 @@ import optax
 
 from pytest_algoperf.spec import ForwardPassMode
 from pytest_algoperf.submission_helpers import data_selection
+from pytest_algoperf.submission_helpers.averaging import AveragingSchedule, WeightAverage
 
 __all__ = [
+    "averaged_optimizer_state",
+    "cyclic_warmup_cosine",
     "data_selection",
+    "nadamw",
     "optimizer_state",
+    "prepare_for_eval_with_average",
+    "restore_training_params",
     "sgd",
     "sgd_optimizer_state",
+    "swap_for_eval",
     "update_params",
+    "update_params_with_average",
     "warmup_cosine",
     "warmup_linear_decay",
     "with_grad_clip",
@@ -38,6 +47,20 @@ def warmup_cosine(hyperparameters: Any, step_hint: int) -> optax.Schedule:
     )
 
 
+def cyclic_warmup_cosine(hyperparameters: Any, step_hint: int) -> optax.Schedule:
+    """``hyperparameters.cycles`` copies of ``warmup_cosine`` over ``step_hint // cycles`` steps each, each
+    with the full warmup (``pytest_algoperf.schedules.cyclic_warmup_cosine_factor``)."""
+    cycle_steps = max(step_hint // hyperparameters.cycles, 1)
+    cycle = {
+        "init_value": 0.0,
+        "peak_value": hyperparameters.learning_rate,
+        "warmup_steps": int(hyperparameters.warmup_factor * step_hint),
+        "decay_steps": cycle_steps,
+        "end_value": 0.0,
+    }
+    return optax.sgdr_schedule([cycle] * hyperparameters.cycles)
+
+
 def warmup_linear_decay(hyperparameters: Any, step_hint: int) -> optax.Schedule:
     """AlgoPerf's SGD baselines' schedule: linear warmup, then linear decay to ``end_factor`` x the peak at
     ``decay_steps_factor`` x ``step_hint``, then flat."""
@@ -50,6 +73,17 @@ def warmup_linear_decay(hyperparameters: Any, step_hint: int) -> optax.Schedule:
             optax.linear_schedule(peak, peak * hyperparameters.end_factor, decay_steps),
         ],
         [warmup_steps],
+    )
+
+
+def nadamw(hyperparameters: Any, learning_rate: optax.ScalarOrSchedule) -> optax.GradientTransformation:
+    """AlgoPerf's NAdamW (optax.nadamw) at the point's betas and weight decay."""
+    return optax.nadamw(
+        learning_rate=learning_rate,
+        b1=1.0 - hyperparameters.one_minus_beta1,
+        b2=hyperparameters.beta2,
+        eps=1e-8,
+        weight_decay=hyperparameters.weight_decay,
     )
 
 
@@ -140,3 +174,84 @@ def update_params(
         getattr(hyperparameters, "dropout_rate", None),
     )
     return (new_optax_state, update_fn), new_params, new_model_state
+
+
+def swap_for_eval(optimizer_state: dict[str, Any], params: Any, eval_params: Callable[[Any], Any]) -> Any:
+    """``prepare_for_eval``'s half of evaluating other weights than those trained (an average, a
+    schedule-free x): the params to evaluate, ``eval_params(params)``, with the training params kept in the
+    state; ``params`` themselves while ``eval_params`` gives None or a swap is already in place."""
+    if optimizer_state.get("training_params") is not None:
+        return params
+    evaluated = eval_params(params)
+    if evaluated is None:
+        return params
+    optimizer_state["training_params"] = params
+    return evaluated
+
+
+def restore_training_params(optimizer_state: dict[str, Any], params: Any) -> Any:
+    """``update_params``' half: the training params that ``swap_for_eval`` kept, or ``params``."""
+    training = optimizer_state.get("training_params")
+    optimizer_state["training_params"] = None
+    return params if training is None else training
+
+
+def averaged_optimizer_state(
+    optimizer: optax.GradientTransformation,
+    model_params: Any,
+    average: WeightAverage,
+    schedule: AveragingSchedule,
+) -> dict[str, Any]:
+    """``optimizer_state`` plus a weight average that ``prepare_for_eval_with_average`` evaluates."""
+    return {
+        "optax": optimizer_state(optimizer, model_params),
+        "average": average,
+        "averaging": schedule,
+        "training_params": None,
+    }
+
+
+def update_params_with_average(
+    workload: Any,
+    current_param_container: Any,
+    current_params_types: Any,
+    model_state: Any,
+    hyperparameters: Any,
+    batch: dict[str, Any],
+    loss_type: Any,
+    optimizer_state: dict[str, Any],
+    eval_results: list,
+    global_step: int,
+    rng: Any,
+) -> tuple[Any, Any, Any]:
+    """``update_params`` for ``averaged_optimizer_state``: the step on the training params, then a
+    snapshot when the averaging schedule says so (JAX arrays are immutable: a snapshot is the leaves)."""
+    params = restore_training_params(optimizer_state, current_param_container)
+    optimizer_state["optax"], params, model_state = update_params(
+        workload, params, current_params_types, model_state, hyperparameters, batch, loss_type,
+        optimizer_state["optax"], eval_results, global_step, rng,
+    )  # fmt: skip
+    if optimizer_state["averaging"].takes_snapshot(global_step + 1):
+        optimizer_state["average"].add(jax.tree.leaves(params))
+    return optimizer_state, params, model_state
+
+
+def prepare_for_eval_with_average(
+    workload: Any,
+    current_param_container: Any,
+    current_params_types: Any,
+    model_state: Any,
+    hyperparameters: Any,
+    loss_type: Any,
+    optimizer_state: dict[str, Any],
+    eval_results: list,
+    global_step: int,
+    rng: Any,
+) -> tuple[dict[str, Any], Any, Any]:
+    """Evaluates the average once there is one; the training params wait in the optimizer state."""
+
+    def averaged(params: Any) -> Any:
+        average = optimizer_state["average"].average()
+        return None if average is None else jax.tree.unflatten(jax.tree.structure(params), average)
+
+    return optimizer_state, swap_for_eval(optimizer_state, current_param_container, averaged), model_state

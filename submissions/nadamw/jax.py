@@ -6,11 +6,10 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import optax
-
 from pytest_algoperf.submission_helpers import batch_size
 from pytest_algoperf.submission_helpers.jax import (
     data_selection,
+    nadamw,
     optimizer_state,
     update_params,
     warmup_cosine,
@@ -25,11 +24,5 @@ get_batch_size = functools.partial(batch_size, "nadamw")
 def init_optimizer_state(
     workload: Any, model_params: Any, model_state: Any, hyperparameters: Any, rng: Any
 ) -> tuple[Any, Any]:
-    optimizer = optax.nadamw(
-        learning_rate=warmup_cosine(hyperparameters, workload.step_hint),
-        b1=1.0 - hyperparameters.one_minus_beta1,
-        b2=hyperparameters.beta2,
-        eps=1e-8,
-        weight_decay=hyperparameters.weight_decay,
-    )
+    optimizer = nadamw(hyperparameters, warmup_cosine(hyperparameters, workload.step_hint))
     return optimizer_state(with_grad_clip(hyperparameters, optimizer), model_params)

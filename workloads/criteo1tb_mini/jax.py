@@ -208,10 +208,9 @@ class Criteo1TbMiniWorkload(JaxArrays, BaseCriteo1TbMiniWorkload):
         mask_batch: jax.Array | None = None,
         label_smoothing: float = 0.0,
     ) -> dict[str, Any]:
-        """Sigmoid cross-entropy per example; smoothing moves each label toward 1/2: ``t (1 - s) + s / 2``."""
+        """Sigmoid cross-entropy per example; ``label_smoothing`` is ignored, as in AlgoPerf's criteo1tb."""
         logits = logits_batch.reshape(-1)
         targets = label_batch.reshape(-1).astype(logits.dtype)
-        targets = targets * (1.0 - label_smoothing) + 0.5 * label_smoothing
         per_example = optax.sigmoid_binary_cross_entropy(logits, targets)
         if mask_batch is not None:
             mask = mask_batch.reshape(-1).astype(per_example.dtype)

@@ -1,0 +1,250 @@
+"""The validity study: ``python -m pytest_algoperf.validity``.
+
+    python -m pytest_algoperf.validity --framework pytorch --parallel 2 --output validity/
+
+Each panel member (``panel.PANEL``) trains under external tuning (``--trials`` trials, default 5, in
+``--studies`` studies) in a pytest session of its own, whose results land in
+``OUTPUT/<framework>/<submission>/results.json`` beside its log; a member whose results are already there
+for every workload and trial is kept, so an interrupted study resumes where it stopped. ``--parallel N``
+runs N sessions at once, each pinned to one CPU of this process's affinity. Then every framework's members
+are scored on one board (AlgoPerf's performance profile, the fastest trial of each study) and printed
+beside AlgoPerf v0.5's published scores, with Kendall's tau and the pairs AlgoPerf separates by more than
+``--min-gap`` that the suite orders otherwise; ``OUTPUT/validity.json`` keeps it all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pytest_algoperf.registry import default_suite
+from pytest_algoperf.results import RunResult
+from pytest_algoperf.score.boards import scoreboards
+from pytest_algoperf.score.logs import ResultsFileError, load_results_file
+from pytest_algoperf.threads import affinity
+from pytest_algoperf.validity.agreement import disagreements, kendall_tau
+from pytest_algoperf.validity.panel import PANEL, PanelMember, member
+
+RESULTS = "results.json"
+
+
+@dataclass(frozen=True)
+class Session:
+    """One member's pytest session in one framework."""
+
+    member: PanelMember
+    framework: str
+    folder: Path
+
+    @property
+    def results(self) -> Path:
+        return self.folder / RESULTS
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pytest_algoperf.validity", description=__doc__.split("\n")[0])
+    p.add_argument("--output", type=Path, default=Path(".algoperf/validity"), help="the study's folder")
+    p.add_argument("--framework", default="pytorch,jax", help="comma list (default: pytorch,jax)")
+    p.add_argument("--submissions", default="", help="comma list of panel members (default: all)")
+    p.add_argument("--workloads", default="", help="comma list (default: the base suite)")
+    p.add_argument("--trials", type=int, default=5, help="external tuning trials per study (default: 5)")
+    p.add_argument("--studies", type=int, default=1, help="studies per workload (default: 1)")
+    p.add_argument("--seed", type=int, default=0, help="the sessions' seed (default: 0)")
+    p.add_argument("--parallel", type=int, default=1, help="sessions at once, one CPU each (default: 1)")
+    p.add_argument("--min-gap", type=float, default=0.05, help="AlgoPerf score gap a pair must keep")
+    p.add_argument("--score-only", action="store_true", help="score what the folder holds; run nothing")
+    p.add_argument("--pytest-args", default="", help="more pytest options for every session, quoted")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        members = [member(name) for name in _comma_list(args.submissions)] or list(PANEL)
+        workloads = _comma_list(args.workloads) or list(default_suite())
+        sessions = [
+            Session(m, framework, args.output / framework / m.submission)
+            for framework in _comma_list(args.framework)
+            for m in members
+            if framework in m.frameworks
+        ]
+        if not sessions:
+            raise ValueError(f"no panel member runs in {args.framework}")
+        if args.trials < 1 or args.studies < 1 or args.parallel < 1:
+            raise ValueError("--trials, --studies and --parallel must be at least 1")
+        if not args.score_only:
+            expected = len(workloads) * args.trials * args.studies
+            to_run = [s for s in sessions if _complete_runs(s) < expected]
+            for s in sessions:
+                if s not in to_run:
+                    print(f"kept: {s.member.submission} ({s.framework}), {s.results}")
+            _run_sessions(to_run, args, workloads)
+        summary = score_study(sessions, args.min_gap)
+    except (ValueError, ResultsFileError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    summary["command"] = shlex.join(["python", "-m", "pytest_algoperf.validity", *(argv or sys.argv[1:])])
+    summary["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "validity.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print("\n".join(render(summary)))
+    print(f"\nsaved: {args.output / 'validity.json'}")
+    return 0
+
+
+def _run_sessions(sessions: list[Session], args: argparse.Namespace, workloads: list[str]) -> None:
+    """Runs the sessions, ``args.parallel`` at a time, each on a CPU of its own; a failing session (a
+    missed target fails its test) still leaves its results."""
+    cpus = sorted(affinity() or range(os.cpu_count() or 1))
+    free = cpus[: args.parallel]
+    running: dict[int, tuple[subprocess.Popen, Session, float]] = {}
+    queue = list(sessions)
+    done = 0
+    while queue or running:
+        while queue and free:
+            session, cpu = queue.pop(0), free.pop(0)
+            running[cpu] = (_start(session, args, workloads, cpu), session, time.monotonic())
+            name = f"{session.member.submission} ({session.framework})"
+            log = session.folder / "session.log"
+            print(f"[{done + len(running)}/{len(sessions)}] {name} on CPU {cpu}: log {log}", flush=True)
+        time.sleep(1.0)
+        for cpu, (process, session, started) in list(running.items()):
+            if process.poll() is None:
+                continue
+            del running[cpu]
+            free.append(cpu)
+            done += 1
+            elapsed = time.monotonic() - started
+            name = f"{session.member.submission} ({session.framework})"
+            print(f"done: {name} in {elapsed:.0f} s, {_complete_runs(session)} runs recorded", flush=True)
+
+
+def _start(session: Session, args: argparse.Namespace, workloads: list[str], cpu: int) -> subprocess.Popen:
+    session.folder.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+        f"--algoperf-submission={session.member.submission}",
+        f"--algoperf-framework={session.framework}",
+        f"--algoperf-workloads={','.join(workloads)}",
+        f"--algoperf-trials={args.trials}",
+        f"--algoperf-studies={args.studies}",
+        f"--algoperf-seed={args.seed}",
+        "--algoperf-threads=1",
+        f"--algoperf-output={session.folder.resolve()}",
+        *shlex.split(args.pytest_args),
+    ]  # fmt: skip
+    if session.member.search_space is not None:
+        command.append(f"--algoperf-tuning-search-space={session.member.search_space}")
+    log = (session.folder / "session.log").open("w")
+    log.write(shlex.join(command) + "\n")
+    log.flush()
+    # The session's folder is its rootdir: no project's tests or ini settings come along.
+    return subprocess.Popen(
+        command,
+        cwd=session.folder,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=(lambda: os.sched_setaffinity(0, {cpu})) if hasattr(os, "sched_setaffinity") else None,
+    )
+
+
+def _complete_runs(session: Session) -> int:
+    if not session.results.is_file():
+        return 0
+    try:
+        return len(load_results_file(session.results))
+    except ResultsFileError:
+        return 0
+
+
+def score_study(sessions: list[Session], min_gap: float) -> dict:
+    """Per framework: each member's score on the suite beside AlgoPerf's, Kendall's tau, disagreements."""
+    frameworks: dict[str, dict] = {}
+    for framework in dict.fromkeys(s.framework for s in sessions):
+        present = [s for s in sessions if s.framework == framework and s.results.is_file()]
+        missing = [s.member.submission for s in sessions if s.framework == framework and s not in present]
+        runs: list[RunResult] = [run for s in present for run in load_results_file(s.results)]
+        boards = scoreboards(runs) if len(present) > 1 else []
+        if not boards:
+            frameworks[framework] = {"members": [], "missing": missing, "note": "fewer than two members ran"}
+            continue
+        board = boards[0]
+        rows = []
+        for s in present:
+            name = s.member.submission
+            ratios = board.ratios.get(name, {})
+            rows.append(
+                {
+                    "submission": name,
+                    "stands_for": s.member.stands_for,
+                    "reached": sum(math.isfinite(t) for t in board.times[name].values()),
+                    "workloads": len(board.times[name]),
+                    "score": board.scores[name],
+                    "algoperf_score": s.member.algoperf_score,
+                    "ratios": {w: (r if math.isfinite(r) else None) for w, r in ratios.items()},
+                }
+            )
+        ours = {r["submission"]: r["score"] for r in rows if r["algoperf_score"] is not None}
+        theirs = {r["submission"]: r["algoperf_score"] for r in rows if r["algoperf_score"] is not None}
+        tau = kendall_tau(ours, theirs)
+        frameworks[framework] = {
+            "members": sorted(rows, key=lambda r: -r["score"]),
+            "missing": missing,
+            "workloads": sorted(board.ratios[next(iter(board.ratios))]),
+            "kendall_tau": None if math.isnan(tau) else tau,
+            "disagreements": [asdict(d) for d in disagreements(ours, theirs, min_gap)],
+            "min_gap": min_gap,
+        }
+    return {"frameworks": frameworks}
+
+
+def render(summary: dict) -> list[str]:
+    lines = []
+    for framework, board in summary["frameworks"].items():
+        lines.append(f"\nvalidity study, {framework}")
+        if not board["members"]:
+            lines.append(f"  {board['note']}; missing: {', '.join(board['missing']) or '-'}")
+            continue
+        lines.append(f"  workloads: {', '.join(board['workloads'])}")
+        header = f"  {'submission':<20} {'reached':>8} {'score here':>10} {'AlgoPerf v0.5':>13}  stands for"
+        lines += [header, "  " + "-" * (len(header) + 20)]
+        for row in board["members"]:
+            theirs = "-" if row["algoperf_score"] is None else f"{row['algoperf_score']:.4f}"
+            reached = f"{row['reached']}/{row['workloads']}"
+            name, score = row["submission"], row["score"]
+            lines.append(f"  {name:<20} {reached:>8} {score:>10.3f} {theirs:>13}  {row['stands_for']}")
+        tau = board["kendall_tau"]
+        scored = sum(row["algoperf_score"] is not None for row in board["members"])
+        tau_text = "-" if tau is None else f"{tau:+.3f}"
+        lines.append(f"  Kendall's tau over the {scored} on both boards: {tau_text}")
+        gap = board["min_gap"]
+        if board["disagreements"]:
+            lines.append(f"  pairs AlgoPerf separates by more than {gap} that the suite does not:")
+            for d in board["disagreements"]:
+                lines.append(
+                    f"    {d['better']} over {d['worse']}: AlgoPerf +{d['theirs_gap']:.4f}; "
+                    f"here {d['ours'][0]:.3f} vs {d['ours'][1]:.3f}"
+                )
+        else:
+            lines.append(f"  every pair AlgoPerf separates by more than {gap} is in its order")
+        if board["missing"]:
+            lines.append(f"  not run yet: {', '.join(board['missing'])}")
+    return lines
+
+
+def _comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

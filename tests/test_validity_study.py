@@ -1,0 +1,135 @@
+"""The validity study (``python -m pytest_algoperf.validity``): Kendall's tau and the disagreeing pairs as
+pure functions, and the command that scores the panel's sessions beside AlgoPerf's published scores."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from pytest_algoperf.results import RunResult
+from pytest_algoperf.validity.__main__ import main
+from pytest_algoperf.validity.agreement import disagreements, kendall_tau
+
+ALGOPERF = {"soap": 0.7784, "schedule_free_adamw": 0.7077, "nadamw": 0.5707}
+
+
+def test_tau_is_one_for_the_same_order_and_minus_one_for_the_reverse() -> None:
+    assert kendall_tau({"a": 3, "b": 2, "c": 1}, {"a": 0.9, "b": 0.5, "c": 0.1}) == 1.0
+    assert kendall_tau({"a": 1, "b": 2, "c": 3}, {"a": 0.9, "b": 0.5, "c": 0.1}) == -1.0
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        ([1, 2, 3, 4, 5, 6], [1, 3, 2, 4, 6, 5]),
+        ([0.5, 0.5, 0.2, 0.9, 0.0], [0.7, 0.6, 0.6, 0.3, 0.1]),  # ties on both sides: tau-b
+        ([0.0, 0.0, 0.1], [0.1, 0.2, 0.3]),
+    ],
+)
+def test_tau_is_kendalls_tau_b_as_scipy_computes_it(ours: list[float], theirs: list[float]) -> None:
+    names = [f"s{i}" for i in range(len(ours))]
+    expected = stats.kendalltau(ours, theirs).statistic
+    assert kendall_tau(
+        dict(zip(names, ours, strict=True)), dict(zip(names, theirs, strict=True))
+    ) == pytest.approx(expected)
+
+
+def test_tau_uses_only_names_on_both_boards_and_is_nan_without_a_pair() -> None:
+    assert kendall_tau({"a": 1, "b": 2, "adamw": 9}, {"a": 0.1, "b": 0.2}) == 1.0
+    assert math.isnan(kendall_tau({"a": 1}, {"a": 0.3}))
+
+
+def test_a_disagreement_is_a_pair_algoperf_separates_by_more_than_the_gap_in_the_other_order() -> None:
+    ours = {"soap": 0.6, "schedule_free_adamw": 0.85, "nadamw": 0.95}
+    found = disagreements(ours, ALGOPERF, min_gap=0.1)
+    assert [(d.better, d.worse) for d in found] == [("soap", "nadamw"), ("schedule_free_adamw", "nadamw")]
+    assert found[0].theirs_gap == pytest.approx(0.2077) and found[0].ours == (0.6, 0.95)
+    assert len(disagreements(ours, ALGOPERF, min_gap=0.0)) == 3
+    assert disagreements({"soap": 0.5, "nadamw": 0.5}, ALGOPERF)[0].worse == "nadamw", "a tie disagrees"
+
+
+def _results(folder: Path, submission: str, times: dict[str, float | None]) -> None:
+    runs = [
+        RunResult(
+            test_id=f"{submission}-{workload}", submission=submission, framework="pytorch", workload=workload,
+            seed=0, reached=time is not None, time_to_target=time, budget_sec=100.0,
+        ).to_json()
+        for workload, time in times.items()
+    ]  # fmt: skip
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"runs": runs}))
+
+
+def test_the_study_scores_the_panels_sessions_beside_algoperfs_scores(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Ratios to the best: soap 1 and 1.5, schedule_free_adamw 1.2 and 2, nadamw 1.1 and 1; w3 none reached.
+    _results(tmp_path / "pytorch" / "soap", "soap", {"w1": 10.0, "w2": 15.0, "w3": None})
+    _results(
+        tmp_path / "pytorch" / "schedule_free_adamw",
+        "schedule_free_adamw",
+        {"w1": 12.0, "w2": 20.0, "w3": None},
+    )
+    _results(tmp_path / "pytorch" / "nadamw", "nadamw", {"w1": 11.0, "w2": 10.0, "w3": None})
+    argv = ["--output", str(tmp_path), "--framework", "pytorch", "--score-only"]
+    assert main([*argv, "--submissions", "soap,schedule_free_adamw,nadamw"]) == 0
+    printed = capsys.readouterr().out
+    # Here nadamw > soap > schedule_free_adamw: one pair of three in AlgoPerf's order, tau = (1 - 2) / 3.
+    assert "Kendall's tau over the 3 on both boards: -0.333" in printed
+    assert "soap over nadamw: AlgoPerf +0.2077; here 0.611 vs 0.655" in printed
+    assert "schedule_free_adamw over nadamw" in printed and "soap over schedule_free_adamw" not in printed
+    saved = json.loads((tmp_path / "validity.json").read_text())["frameworks"]["pytorch"]
+    assert [m["submission"] for m in saved["members"]] == ["nadamw", "soap", "schedule_free_adamw"]
+    assert (saved["members"][0]["reached"], saved["members"][0]["workloads"]) == (2, 3)
+
+
+def test_the_study_names_members_that_have_not_run_and_rejects_unknown_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    _results(tmp_path / "pytorch" / "soap", "soap", {"w1": 10.0})
+    _results(tmp_path / "pytorch" / "nadamw", "nadamw", {"w1": 11.0})
+    argv = ["--output", str(tmp_path), "--framework", "pytorch", "--score-only"]
+    assert main([*argv, "--submissions", "soap,nadamw,lawa_ema"]) == 0
+    assert "not run yet: lawa_ema" in capsys.readouterr().out
+    assert main([*argv, "--submissions", "mine"]) == 2
+    assert "'mine' is not in the validity panel" in capsys.readouterr().err
+
+
+def test_noise_places_each_target_against_the_median_seed_of_its_calibration() -> None:
+    from pytest_algoperf.validity.noise import noise_rows
+
+    rows = noise_rows(["mnist"])
+    assert {row["framework"] for row in rows} == {"pytorch", "jax"}
+    for row in rows:
+        assert row["one_example"] == pytest.approx(1 / 300) and row["seeds"] == 5
+        assert row["target_in_std"] < 0, "mnist's target was set at the worst seed: below the median"
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "jax"])
+def test_the_gradient_only_submission_computes_gradients_and_changes_no_parameter(framework: str) -> None:
+    from pytest_algoperf.loop import Trainer
+    from pytest_algoperf.selfcheck.setup import make_bench
+    from pytest_algoperf.validity.update_share import GRADIENT_ONLY
+
+    bench = make_bench("mnist", framework, GRADIENT_ONLY)
+    trainer = Trainer.start(bench.workload, bench.submission, bench.adapter, bench.settings)
+    before = [np.asarray(p.detach() if hasattr(p, "detach") else p).copy() for p in _leaves(trainer.params)]
+    for _ in range(3):
+        trainer.step()
+    after = [np.asarray(p.detach() if hasattr(p, "detach") else p) for p in _leaves(trainer.params)]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    if framework == "pytorch":
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.params.parameters())
+
+
+def _leaves(params: object) -> list:
+    if hasattr(params, "parameters"):
+        return list(params.parameters())
+    import jax
+
+    return jax.tree.leaves(params)
