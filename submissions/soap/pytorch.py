@@ -8,6 +8,7 @@ The schedule is the Shampoo submission's: linear warmup, then cosine decay to 0 
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any
 
 import heavyball
@@ -24,6 +25,8 @@ get_batch_size = functools.partial(batch_size, "soap")
 # heavyball compiles its step with torch.compile by default, and on a CPU the autotuning takes seconds per
 # tensor shape, inside the clock: the eager step is what a mini workload can afford.
 heavyball.utils.compile_mode = None
+# The schedule changes the rate every step on purpose, which heavyball supports with its default multi_tensor.
+warnings.filterwarnings("ignore", message="Learning rate changed between steps", module="heavyball")
 
 
 def init_optimizer_state(
