@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: bench test lint clean
+.PHONY: bench test validity lint clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 ## The main job: the AdamW baseline on every built-in workload, PyTorch, CPU.
 bench: $(VENV)/.installed
 	$(BIN)/pytest --algoperf-submission=adamw --algoperf-framework=pytorch --algoperf-device=cpu
+
+## The validity study (VALIDITY.md): the panel under external tuning, scored beside AlgoPerf v0.5 (hours).
+validity: $(VENV)/.installed
+	$(BIN)/python -m pytest_algoperf.validity --framework pytorch --parallel 2 --output validity/
 
 ## The project's own tests, after the linter.
 test: $(VENV)/.installed

@@ -80,7 +80,7 @@ def test_the_study_scores_the_panels_sessions_beside_algoperfs_scores(
     assert main([*argv, "--submissions", "soap,schedule_free_adamw,nadamw"]) == 0
     printed = capsys.readouterr().out
     # Here nadamw > soap > schedule_free_adamw: one pair of three in AlgoPerf's order, tau = (1 - 2) / 3.
-    assert "Kendall's tau over the 3 on both boards: -0.333" in printed
+    assert "Kendall's tau over the 3 on both boards: -0.333 (by steps: " in printed
     assert "soap over nadamw: AlgoPerf +0.2077; here 0.611 vs 0.655" in printed
     assert "schedule_free_adamw over nadamw" in printed and "soap over schedule_free_adamw" not in printed
     saved = json.loads((tmp_path / "validity.json").read_text())["frameworks"]["pytorch"]
@@ -133,3 +133,38 @@ def _leaves(params: object) -> list:
     import jax
 
     return jax.tree.leaves(params)
+
+
+def test_the_study_runs_each_member_in_its_own_session_and_keeps_finished_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = [
+        "--output",
+        str(tmp_path),
+        "--framework",
+        "pytorch",
+        "--submissions",
+        "schedule_free_adamw,nadamw",
+    ]
+    argv += [
+        "--workloads",
+        "mnist",
+        "--trials",
+        "1",
+        "--parallel",
+        "2",
+        "--pytest-args",
+        "-p no:hypothesispytest",
+    ]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "[2/2]" in printed and "done: nadamw (pytorch)" in printed and "Kendall's tau over the 2" in printed
+    )
+    runs = json.loads((tmp_path / "pytorch" / "nadamw" / "results.json").read_text())["runs"]
+    assert [(r["workload"], r["hyperparameters"]["learning_rate"]) for r in runs] == [
+        ("mnist", pytest.approx(0.001308209823469072))  # the first of AlgoPerf's baseline points, not ours
+    ]
+    assert "--algoperf-tuning-search-space=" in (tmp_path / "pytorch" / "nadamw" / "session.log").read_text()
+    assert main(argv) == 0
+    assert capsys.readouterr().out.count("kept: ") == 2

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -175,6 +175,7 @@ def score_study(sessions: list[Session], min_gap: float) -> dict:
         missing = [s.member.submission for s in sessions if s.framework == framework and s not in present]
         runs: list[RunResult] = [run for s in present for run in load_results_file(s.results)]
         boards = scoreboards(runs) if len(present) > 1 else []
+        by_steps = scoreboards(_steps_as_time(runs)) if boards else []
         if not boards:
             frameworks[framework] = {"members": [], "missing": missing, "note": "fewer than two members ran"}
             continue
@@ -190,6 +191,7 @@ def score_study(sessions: list[Session], min_gap: float) -> dict:
                     "reached": sum(math.isfinite(t) for t in board.times[name].values()),
                     "workloads": len(board.times[name]),
                     "score": board.scores[name],
+                    "score_by_steps": by_steps[0].scores[name],
                     "algoperf_score": s.member.algoperf_score,
                     "ratios": {w: (r if math.isfinite(r) else None) for w, r in ratios.items()},
                 }
@@ -197,15 +199,24 @@ def score_study(sessions: list[Session], min_gap: float) -> dict:
         ours = {r["submission"]: r["score"] for r in rows if r["algoperf_score"] is not None}
         theirs = {r["submission"]: r["algoperf_score"] for r in rows if r["algoperf_score"] is not None}
         tau = kendall_tau(ours, theirs)
+        steps = {r["submission"]: r["score_by_steps"] for r in rows if r["submission"] in theirs}
+        tau_by_steps = kendall_tau(steps, theirs)
         frameworks[framework] = {
             "members": sorted(rows, key=lambda r: -r["score"]),
             "missing": missing,
             "workloads": sorted(board.ratios[next(iter(board.ratios))]),
             "kendall_tau": None if math.isnan(tau) else tau,
+            "kendall_tau_by_steps": None if math.isnan(tau_by_steps) else tau_by_steps,
             "disagreements": [asdict(d) for d in disagreements(ours, theirs, min_gap)],
             "min_gap": min_gap,
         }
     return {"frameworks": frameworks}
+
+
+def _steps_as_time(runs: list[RunResult]) -> list[RunResult]:
+    """The runs as if each step took a second: a board by steps to target, where an update's cost does not
+    count (AlgoPerf's own analysis compares the two boards the same way)."""
+    return [replace(run, time_to_target=float(run.steps_to_target or 0)) for run in runs]
 
 
 def render(summary: dict) -> list[str]:
@@ -216,17 +227,25 @@ def render(summary: dict) -> list[str]:
             lines.append(f"  {board['note']}; missing: {', '.join(board['missing']) or '-'}")
             continue
         lines.append(f"  workloads: {', '.join(board['workloads'])}")
-        header = f"  {'submission':<20} {'reached':>8} {'score here':>10} {'AlgoPerf v0.5':>13}  stands for"
+        header = (
+            f"  {'submission':<20} {'reached':>8} {'score here':>10} {'by steps':>8} {'AlgoPerf v0.5':>13}"
+            "  stands for"
+        )
         lines += [header, "  " + "-" * (len(header) + 20)]
         for row in board["members"]:
             theirs = "-" if row["algoperf_score"] is None else f"{row['algoperf_score']:.4f}"
             reached = f"{row['reached']}/{row['workloads']}"
             name, score = row["submission"], row["score"]
-            lines.append(f"  {name:<20} {reached:>8} {score:>10.3f} {theirs:>13}  {row['stands_for']}")
+            steps = row["score_by_steps"]
+            lines.append(
+                f"  {name:<20} {reached:>8} {score:>10.3f} {steps:>8.3f} {theirs:>13}  {row['stands_for']}"
+            )
         tau = board["kendall_tau"]
         scored = sum(row["algoperf_score"] is not None for row in board["members"])
-        tau_text = "-" if tau is None else f"{tau:+.3f}"
-        lines.append(f"  Kendall's tau over the {scored} on both boards: {tau_text}")
+        lines.append(
+            f"  Kendall's tau over the {scored} on both boards: {_signed(tau)} "
+            f"(by steps: {_signed(board['kendall_tau_by_steps'])})"
+        )
         gap = board["min_gap"]
         if board["disagreements"]:
             lines.append(f"  pairs AlgoPerf separates by more than {gap} that the suite does not:")
@@ -240,6 +259,10 @@ def render(summary: dict) -> list[str]:
         if board["missing"]:
             lines.append(f"  not run yet: {', '.join(board['missing'])}")
     return lines
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.3f}"
 
 
 def _comma_list(text: str) -> list[str]:
