@@ -149,13 +149,12 @@ def _start(session: Session, args: argparse.Namespace, workloads: list[str], cpu
     log.write(shlex.join(command) + "\n")
     log.flush()
     # The session's folder is its rootdir: no project's tests or ini settings come along.
-    return subprocess.Popen(
-        command,
-        cwd=session.folder,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=(lambda: os.sched_setaffinity(0, {cpu})) if hasattr(os, "sched_setaffinity") else None,
-    )
+    process = subprocess.Popen(command, cwd=session.folder, stdout=log, stderr=subprocess.STDOUT)
+    # Pinned from here, not by a preexec_fn: that would run Python between fork and exec in a process whose
+    # JAX or torch threads may hold locks. The child is still starting Python; threads it starts inherit this.
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(process.pid, {cpu})
+    return process
 
 
 def _complete_runs(session: Session) -> int:
