@@ -29,6 +29,7 @@ __all__ = [
     "sgd_optimizer_state",
     "swap_for_eval",
     "update_params",
+    "update_params_after_swap",
     "update_params_with_average",
     "warmup_cosine",
     "warmup_linear_decay",
@@ -211,6 +212,29 @@ def averaged_optimizer_state(
     }
 
 
+def update_params_after_swap(
+    workload: Any,
+    current_param_container: Any,
+    current_params_types: Any,
+    model_state: Any,
+    hyperparameters: Any,
+    batch: dict[str, Any],
+    loss_type: Any,
+    optimizer_state: dict[str, Any],
+    eval_results: list,
+    global_step: int,
+    rng: Any,
+) -> tuple[Any, Any, Any]:
+    """``update_params`` for a state ``{"optax": optimizer_state(...), "training_params": ...}`` whose
+    ``prepare_for_eval`` uses ``swap_for_eval``: the step on the training params it kept."""
+    params = restore_training_params(optimizer_state, current_param_container)
+    optimizer_state["optax"], params, model_state = update_params(
+        workload, params, current_params_types, model_state, hyperparameters, batch, loss_type,
+        optimizer_state["optax"], eval_results, global_step, rng,
+    )  # fmt: skip
+    return optimizer_state, params, model_state
+
+
 def update_params_with_average(
     workload: Any,
     current_param_container: Any,
@@ -226,10 +250,9 @@ def update_params_with_average(
 ) -> tuple[Any, Any, Any]:
     """``update_params`` for ``averaged_optimizer_state``: the step on the training params, then a
     snapshot when the averaging schedule says so (JAX arrays are immutable: a snapshot is the leaves)."""
-    params = restore_training_params(optimizer_state, current_param_container)
-    optimizer_state["optax"], params, model_state = update_params(
-        workload, params, current_params_types, model_state, hyperparameters, batch, loss_type,
-        optimizer_state["optax"], eval_results, global_step, rng,
+    optimizer_state, params, model_state = update_params_after_swap(
+        workload, current_param_container, current_params_types, model_state, hyperparameters, batch,
+        loss_type, optimizer_state, eval_results, global_step, rng,
     )  # fmt: skip
     if optimizer_state["averaging"].takes_snapshot(global_step + 1):
         optimizer_state["average"].add(jax.tree.leaves(params))

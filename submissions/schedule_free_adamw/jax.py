@@ -11,7 +11,8 @@ import optax
 
 from pytest_algoperf.submission_helpers import batch_size
 from pytest_algoperf.submission_helpers import jax as helpers
-from pytest_algoperf.submission_helpers.jax import data_selection, restore_training_params, swap_for_eval
+from pytest_algoperf.submission_helpers.jax import data_selection, swap_for_eval
+from pytest_algoperf.submission_helpers.jax import update_params_after_swap as update_params
 
 __all__ = ["data_selection", "get_batch_size", "init_optimizer_state", "prepare_for_eval", "update_params"]
 
@@ -31,27 +32,6 @@ def init_optimizer_state(
         weight_lr_power=2.0,
     )
     return {"optax": helpers.optimizer_state(optimizer, model_params), "training_params": None}
-
-
-def update_params(
-    workload: Any,
-    current_param_container: Any,
-    current_params_types: Any,
-    model_state: Any,
-    hyperparameters: Any,
-    batch: dict[str, Any],
-    loss_type: Any,
-    optimizer_state: dict[str, Any],
-    eval_results: list,
-    global_step: int,
-    rng: Any,
-) -> tuple[Any, Any, Any]:
-    params = restore_training_params(optimizer_state, current_param_container)
-    optimizer_state["optax"], params, model_state = helpers.update_params(
-        workload, params, current_params_types, model_state, hyperparameters, batch, loss_type,
-        optimizer_state["optax"], eval_results, global_step, rng,
-    )  # fmt: skip
-    return optimizer_state, params, model_state
 
 
 def prepare_for_eval(
