@@ -8,6 +8,7 @@ and asserts float32 eval-mode logits within 1e-4, equal losses, parameter counts
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections import Counter
@@ -66,7 +67,7 @@ def torch_to_flax(model: Any) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for name, parameter in model.named_parameters():
         value = parameter.detach().cpu().numpy()
-        if name.startswith("embedding_"):
+        if name == "embedding":
             tree[name] = jnp.asarray(value)
             continue
         layer, leaf = name.split(".")
@@ -214,7 +215,7 @@ def test_one_adamw_step_and_one_eval(framework: str) -> None:
     workload, submission = small(framework), adamw(framework)
     params, model_state, optimizer_state, queue = setup_training(workload, submission, framework)
     batch = next(queue)
-    assert batch["inputs"].shape == (256, 39) and batch["targets"].shape == (256,)
+    assert batch["inputs"].shape == (2048, 39) and batch["targets"].shape == (2048,)
     before = flat_parameters(params)
     for step in range(2):  # the warmup's learning rate is 0 at step 0, both on the same batch
         optimizer_state, params, model_state = adamw_update(
@@ -278,9 +279,36 @@ def test_parameter_counts_shapes_and_types_agree() -> None:
     torch_workload, jax_workload, model, flax_params = paired_models()
     torch_types = assert_parameters_agree(torch_workload, jax_workload, model, flax_params)
     counts = Counter(torch_types.values())
-    assert counts == {ParameterType.EMBEDDING: 26, ParameterType.WEIGHT: 8, ParameterType.BIAS: 8}
+    assert counts == {ParameterType.EMBEDDING: 1, ParameterType.WEIGHT: 8, ParameterType.BIAS: 8}
     assert torch_workload.is_output_params("top_4.weight") and jax_workload.is_output_params("top_4")
     assert not torch_workload.is_output_params("top_3.weight")
+
+
+def test_one_embedding_table_gives_each_feature_its_own_block_of_rows() -> None:
+    """As AlgoPerf's DLRM-small, all 26 features share one table (9,352 rows): feature i's id k is row
+    offset_i + k, so changing one row moves exactly the examples whose feature i is k, in both frameworks."""
+    torch_workload, jax_workload, model, flax_params = paired_models()
+    assert tuple(model.embedding.shape) == (sum(data.VOCAB_SIZES), 16) == (9_352, 16)
+    assert flax_params["embedding"].shape == (9_352, 16)
+    offsets = np.cumsum((0, *data.VOCAB_SIZES[:-1]))
+    feature = 20  # the largest vocabulary, 1,500 ids
+    inputs = torch_workload.split_arrays("validation")["inputs"][:256]
+    row_id = int(inputs[0, data.NUM_DENSE_FEATURES + feature])
+    hit = inputs[:, data.NUM_DENSE_FEATURES + feature] == row_id
+    assert 0 < hit.sum() < len(hit)
+    nudged_model = copy.deepcopy(model)
+    with torch.no_grad():
+        nudged_model.embedding[offsets[feature] + row_id] += 1.0
+        before = model(torch.as_tensor(inputs)).numpy().ravel()
+        after = nudged_model(torch.as_tensor(inputs)).numpy().ravel()
+    changed = ~np.isclose(before, after, rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(changed, hit)
+    flax_nudged = torch_to_flax(nudged_model)
+    jax_before, jax_after = (
+        np.asarray(jax_workload._model.apply({"params": p}, jnp.asarray(inputs), train=False)).ravel()
+        for p in (flax_params, flax_nudged)
+    )
+    np.testing.assert_array_equal(~np.isclose(jax_before, jax_after, rtol=0, atol=1e-7), hit)
 
 
 def assert_parameters_agree(torch_workload: Any, jax_workload: Any, model: Any, flax_params: Any) -> Any:
@@ -354,7 +382,7 @@ def test_both_frameworks_initialise_with_algoperfs_scheme() -> None:
     for key, torch_value in flat_torch.items():
         torch_value, flax_value = np.asarray(torch_value), np.asarray(flat_flax[key])
         expected_mean = 0.0
-        if "embedding_" in key:
+        if "embedding" in key:
             bound = 1 / math.sqrt(len(flax_value))
             assert flax_value.min() >= 0 and flax_value.max() < bound and torch_value.max() < bound
             expected_mean = bound / 2

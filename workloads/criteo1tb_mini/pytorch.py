@@ -17,6 +17,7 @@ from algoperf_workloads.criteo1tb_mini.workload import (
     EmbedInitVariant,
     LayerNormVariant,
     ResidualVariant,
+    embedding_offsets,
 )
 from pytest_algoperf.frameworks.numpy_rng import to_seed
 from pytest_algoperf.frameworks.pytorch_adapter import TorchArrays
@@ -24,10 +25,10 @@ from pytest_algoperf.spec import ForwardPassMode, ParameterType
 
 
 class DlrmSmall(nn.Module):
-    """Bottom MLP, one embedding table per categorical feature, dot interactions, top MLP.
+    """Bottom MLP, one embedding table for all categorical features, dot interactions, top MLP.
 
     Parameter names mirror the Flax module's (``bottom_0.weight`` is ``bottom_0/kernel`` transposed,
-    ``embedding_3`` is ``embedding_3``, ``top_norm_1.weight`` is ``top_norm_1/scale``), which keeps the parity
+    ``embedding`` is ``embedding``, ``top_norm_1.weight`` is ``top_norm_1/scale``), which keeps the parity
     test's weight mapping short. The variant switches are the base workload's (workload.py documents them).
     """
 
@@ -46,7 +47,7 @@ class DlrmSmall(nn.Module):
         if not use_resnet and bottom_mlp_dims[-1] != embed_dim:
             raise ValueError("the bottom MLP must end in the embedding dimension to join the interactions")
         self.num_dense_features = num_dense_features
-        self.num_tables = len(vocab_sizes)
+        self.num_features = len(vocab_sizes)
         self.num_bottom, self.num_top = len(bottom_mlp_dims), len(top_mlp_dims)
         self.use_layer_norm, self.use_resnet = use_layer_norm, use_resnet
         # Parameters are created in the base model's order: the layers' default inits draw from torch's
@@ -59,19 +60,18 @@ class DlrmSmall(nn.Module):
             nn.init.normal_(layer.bias, 0.0, math.sqrt(1.0 / fan_out))
             self.add_module(f"bottom_{index}", layer)
             fan_in = fan_out
-        for index, vocab in enumerate(vocab_sizes):
-            # AlgoPerf's embedding init: uniform in [0, 1) scaled by 1 / sqrt(vocabulary size), or by the
-            # embed_init variant's multiplier.
-            table = torch.rand(vocab, embed_dim)
-            if embedding_init_multiplier is None:
-                table = table / math.sqrt(vocab)
-            else:
-                table = table * embedding_init_multiplier
-            self.register_parameter(f"embedding_{index}", nn.Parameter(table))
+        # AlgoPerf's embedding init: uniform in [0, 1) scaled by 1 / sqrt(vocabulary size), or by the
+        # embed_init variant's multiplier. The table is the features' vocabularies stacked (workload.py).
+        table = torch.rand(sum(vocab_sizes), embed_dim)
+        scale = (
+            1.0 / math.sqrt(len(table)) if embedding_init_multiplier is None else embedding_init_multiplier
+        )
+        self.embedding = nn.Parameter(table * scale)
+        self.register_buffer("id_offsets", torch.as_tensor(embedding_offsets(vocab_sizes)), persistent=False)
         if use_resnet:  # DLRMResNet: no interactions, the flattened embeddings join the bottom output
-            fan_in = bottom_mlp_dims[-1] + self.num_tables * embed_dim
+            fan_in = bottom_mlp_dims[-1] + self.num_features * embed_dim
         else:
-            num_vectors = self.num_tables + 1
+            num_vectors = self.num_features + 1
             rows, cols = torch.triu_indices(num_vectors, num_vectors)
             self.register_buffer("triu_flat", rows * num_vectors + cols, persistent=False)
             fan_in = embed_dim + num_vectors * (num_vectors + 1) // 2
@@ -88,9 +88,6 @@ class DlrmSmall(nn.Module):
             for index, width in enumerate(top_mlp_dims[:-1]):
                 self.add_module(f"top_norm_{index}", nn.LayerNorm(width, eps=LAYER_NORM_EPSILON))
 
-    def tables(self) -> list[torch.Tensor]:
-        return [getattr(self, f"embedding_{i}") for i in range(self.num_tables)]
-
     def layers(self, prefix: str, count: int) -> list[nn.Linear]:
         return [getattr(self, f"{prefix}_{i}") for i in range(count)]
 
@@ -104,9 +101,7 @@ class DlrmSmall(nn.Module):
             branch = F.relu(layer(dense))
             dense = dense + branch if self.use_resnet and index > 0 else branch
             dense = self.norm(f"bottom_norm_{index}", dense)
-        embedded = torch.stack(
-            [F.embedding(ids[:, i], table) for i, table in enumerate(self.tables())], dim=1
-        )
+        embedded = F.embedding(ids + self.id_offsets, self.embedding)
         embedded = self.norm("embed_norm", embedded)  # (batch, 26, embed_dim)
         if self.use_resnet:
             hidden = torch.cat([dense, embedded.flatten(1)], dim=1)
@@ -143,7 +138,7 @@ class Criteo1TbMiniWorkload(TorchArrays, BaseCriteo1TbMiniWorkload):
         return model, None
 
     def param_type(self, name: str) -> ParameterType:
-        if name.startswith("embedding_"):
+        if name == "embedding":
             return ParameterType.EMBEDDING
         if "norm" in name:
             return (

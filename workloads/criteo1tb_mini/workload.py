@@ -2,13 +2,18 @@
 
 AlgoPerf's criteo1tb trains DLRM-small on the Criteo 1TB click logs and scores the validation log loss
 (lower is better). Here the logs are synthetic (``data.py`` documents the generator) and the model is
-DLRM-small scaled down 8x in width: bottom MLP 13 -> 64 -> 32 -> 16, one 16-dim embedding table per
-categorical feature (AlgoPerf hashes all 26 into one 4M-row table; at our scale per-feature tables of 64 to
-3,000 rows are the natural choice), dot interactions of the 27 vectors (upper triangle with the diagonal,
-as AlgoPerf's ``dot_interact``), then a top MLP 394 -> 128 -> 128 -> 64 -> 32 -> 1 with dropout before the
-last layer. The initialisation is AlgoPerf's, in both frameworks: bottom kernels Glorot-uniform, top kernels
-normal with variance 2 / (fan_in + fan_out), biases normal with variance 1 / fan_out, embeddings uniform in
-[0, 1 / sqrt(vocabulary size)).
+DLRM-small scaled down 8x in width: bottom MLP 13 -> 64 -> 32 -> 16, one 16-dim embedding table for all
+26 categorical features (AlgoPerf hashes all 26 into one 4M-row table; here each feature owns its own block
+of rows, 20 to 1,500, 9,352 in all, so ids never collide), dot interactions of the 27 vectors (upper
+triangle with the diagonal, as AlgoPerf's ``dot_interact``), then a top MLP 394 -> 128 -> 128 -> 64 -> 32 -> 1
+with dropout before the last layer. The initialisation is AlgoPerf's, in both frameworks: bottom kernels
+Glorot-uniform, top kernels normal with variance 2 / (fan_in + fan_out), biases normal with variance
+1 / fan_out, the embedding table uniform in [0, 1 / sqrt(its rows)).
+
+One table, not one per feature, and batches of 2,048 keep AlgoPerf's balance between the model and the
+optimizer (VALIDITY.md, rule 1): an update touches one tensor instead of 26, so a per-tensor optimizer (a
+preconditioner, a Python loop over parameters) costs here what it costs on AlgoPerf's criteo1tb, and the
+forward and backward pass over 2,048 examples outweighs an update of the table.
 
 Variants (AlgoPerf's ``Criteo1TbDlrmSmall{LayerNorm,ResNet,EmbedInit}Workload``) are switches on the base
 class below, read by both frameworks' models:
@@ -19,8 +24,8 @@ class below, read by both frameworks' models:
   MLP 448 -> 32 -> 32 -> 32 -> 32 -> 1, every layer after the first of each MLP (but the output layer) a
   residual ``x + relu(dense(x))``; no dot interactions: the top MLP reads the bottom output concatenated
   with the 26 flattened embeddings; dropout acts on the last residual branch before it is added.
-- ``embedding_init_multiplier``: the embedding tables drawn uniform in [0, multiplier) instead of
-  [0, 1 / sqrt(vocabulary size)).
+- ``embedding_init_multiplier``: the embedding table drawn uniform in [0, multiplier) instead of
+  [0, 1 / sqrt(its rows)).
 
 Batches are AlgoPerf's: ``inputs`` float32 (batch, 39) holding the 13 transformed dense features then the
 26 ids as floats, ``targets`` float32 (batch,). The metric is computed here, in numpy, from the logits that
@@ -70,7 +75,14 @@ __all__ = [
     "EmbedInitVariant",
     "LayerNormVariant",
     "ResidualVariant",
+    "embedding_offsets",
 ]
+
+
+def embedding_offsets(vocab_sizes: tuple[int, ...]) -> np.ndarray:
+    """Where each feature's rows start in the one embedding table: feature ``i``'s id ``k`` is row
+    ``offsets[i] + k``."""
+    return np.cumsum((0, *vocab_sizes[:-1])).astype(np.int32)
 
 
 class BaseCriteo1TbMiniWorkload(ArrayWorkload):
@@ -86,7 +98,7 @@ class BaseCriteo1TbMiniWorkload(ArrayWorkload):
     # Variant switches (see the module docstring); the base workload is DLRM-small as AlgoPerf's.
     use_layer_norm: bool = False
     use_resnet: bool = False
-    embedding_init_multiplier: float | None = None  # None: 1 / sqrt(vocabulary size), per table
+    embedding_init_multiplier: float | None = None  # None: 1 / sqrt(the table's rows)
 
     @cached_property
     def data(self) -> ClickLogs:
