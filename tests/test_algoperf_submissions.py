@@ -111,10 +111,10 @@ def test_algoperf_style_pytorch_submissions_train_mnist_and_criteo1tb_mini_to_ta
     result.assert_outcomes(passed=6)  # the framework came from the files' imports: no flag named it
     runs = runs_by_id(pytester)
     assert all(run["reached"] for run in runs.values())
-    # AlgoPerf's names only: 16 for mnist as given, criteo1tb's 262,144 scaled to criteo1tb_mini's 256.
+    # AlgoPerf's names only: 16 for mnist as given, criteo1tb's 262,144 scaled to criteo1tb_mini's 2,048.
     assert runs["nadamw_pytorch-pytorch-mnist"]["batch_size"] == 16
-    assert runs["nadamw_pytorch-pytorch-criteo1tb_mini"]["batch_size"] == 256
-    assert runs["adam_with_helpers-pytorch-criteo1tb_mini"]["batch_size"] == 256
+    assert runs["nadamw_pytorch-pytorch-criteo1tb_mini"]["batch_size"] == 2048
+    assert runs["adam_with_helpers-pytorch-criteo1tb_mini"]["batch_size"] == 2048
     # pytest-algoperf's names: used as given.
     assert runs["adamw_legacy-pytorch-criteo1tb_mini"]["batch_size"] == 192
     # workload.metrics_logger: the submission logs loss and grad_norm every 100 steps, from step 0.
