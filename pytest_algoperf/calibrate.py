@@ -12,9 +12,10 @@
 3. Validation target = median of the reruns' best validation values (``--target-quantile`` changes the
    share of reruns allowed to fall short: a documented deviation for tiny validation sets); test target =
    the worst of the best test values among the reruns that met it; budget = 4/3 of the slowest
-   framework's median time to that target (so the baseline meets it at about 3/4 of the budget;
-   ``--budget-quantile 1`` takes each framework's slowest rerun instead of the median; ``--min-budget-sec``
-   puts a floor under it);
+   framework's median time to that target, so the baseline meets it at about 3/4 of the budget
+   (``--budget-quantile 1`` takes each framework's slowest rerun instead of the median; ``--min-budget-sec``
+   puts a floor under it); each rerun's time counts at its framework's fastest rerun's step rate, since a
+   rerun slowed by another process on its CPU took as many steps, not as many seconds;
    step_hint stays the one the runs used (the schedules were sized by it, so the targets hold only with it);
    the steps the fastest framework takes in the budget are recorded beside it, to revise it by hand.
 4. The entry is written to the workload's ``calibration.json`` (or ``--output``) with this command, the
@@ -59,6 +60,7 @@ from pytest_algoperf.calibration import (
     load_calibration,
     profile_record,
     read_calibration_file,
+    target_setter,
     with_profile,
 )
 from pytest_algoperf.calibration_progress import Counter, Progress, Trial, say
@@ -194,15 +196,13 @@ def calibrate(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
 
 def committed_point(workload: CalibratedWorkload, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """The (submission, point) that set the entry's targets, as its ``measured`` block records them."""
-    measured = read_calibration_file(workload.calibration_file)[workload.calibration_entry].get(
-        "measured", {}
-    )
-    if "point" not in measured:
+    setter = target_setter(workload.calibration_file, workload.calibration_entry)
+    if setter is None:
         raise SystemExit(
             f"calibrate: {workload.calibration_file} entry {workload.calibration_entry!r} records no "
             "calibrated point (measured.point): calibrate its targets first, without --keep-targets"
         )
-    return measured.get("submission", args.submission.split(",")[0]), measured["point"]
+    return setter
 
 
 def budget_for_targets(
@@ -217,7 +217,7 @@ def budget_for_targets(
             f"calibrate: no {', '.join(short)} rerun reached the committed validation target {target} on "
             f"{args.device}; give the runs more --max-steps (or --budget-sec)"
         )
-    budget = _budget(args, met, target, higher)
+    budget = _budget(args, reruns, met, target, higher)
     return {
         "max_allowed_runtime_sec": budget,
         "eval_period_time_sec": args.eval_period_sec,
@@ -228,17 +228,31 @@ def budget_for_targets(
             "machine": machine_info()["processor"],
         },
         "reruns": [
-            {"framework": t.framework, "seed": t.seed, "time_to_target": t.time_to(target, higher)}
+            {"framework": t.framework, "seed": t.seed, "time_to_target": _finite(t.time_to(target, higher))}
             for t in reruns
         ],
     }
 
 
-def _budget(args: argparse.Namespace, met: list[Trial], target: float, higher: bool) -> float:
-    """4/3 of the slowest framework's --budget-quantile time to ``target``, floored by --min-budget-sec."""
+def _budget(
+    args: argparse.Namespace, reruns: list[Trial], met: list[Trial], target: float, higher: bool
+) -> float:
+    """4/3 of the slowest framework's --budget-quantile time to ``target`` among the reruns that ``met`` it,
+    floored by --min-budget-sec.
+
+    A rerun's time counts at its framework's fastest rerun's step rate: a rerun that shared its CPU with
+    another process took as many steps to the target as a quiet one, but more seconds, and the slowest rerun
+    must not stretch the budget by someone else's load."""
+    fastest = {
+        f: max(t.steps_per_sec for t in reruns if t.framework == f) for f in {t.framework for t in met}
+    }
+
+    def quiet_time(t: Trial) -> float:
+        return t.time_to(target, higher) * t.steps_per_sec / fastest[t.framework]
+
     slowest = max(
-        float(np.quantile([t.time_to(target, higher) for t in met if t.framework == f], args.budget_quantile))
-        for f in sorted({t.framework for t in met})
+        float(np.quantile([quiet_time(t) for t in met if t.framework == f], args.budget_quantile))
+        for f in sorted(fastest)
     )
     return round(max(slowest * 4 / 3, args.min_budget_sec), 2)
 
@@ -259,7 +273,7 @@ def targets_from_reruns(
         if (t.best_validation >= validation_target if higher else t.best_validation <= validation_target)
     ]
     test_target = min(t.best_test for t in met) if higher else max(t.best_test for t in met)
-    budget = _budget(args, met, validation_target, higher)
+    budget = _budget(args, reruns, met, validation_target, higher)
     return {
         "validation_target": _round_leniently(validation_target, higher),
         "test_target": _round_leniently(test_target, higher),
@@ -279,12 +293,17 @@ def targets_from_reruns(
                     "framework": t.framework,
                     "seed": t.seed,
                     "best_validation": t.best_validation,
-                    "time_to_target": t.time_to(validation_target, higher),
+                    "time_to_target": _finite(t.time_to(validation_target, higher)),
                 }
                 for t in reruns
             ],
         },
     }
+
+
+def _finite(seconds: float) -> float | None:
+    """A time for the JSON file: None where the run never met the target (JSON has no infinity)."""
+    return seconds if math.isfinite(seconds) else None
 
 
 def _round_leniently(target: float, higher_is_better: bool) -> float:
@@ -437,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"profiles {', '.join(others)} were measured against the previous targets: recalibrate "
                     "them with --keep-targets"
                 )
-        path.write_text(json.dumps(document, indent=2) + "\n")
+        path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
         say(f"wrote {path} entry {name!r}, hardware profile {profile!r}")
     return 0
 

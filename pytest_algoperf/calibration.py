@@ -45,6 +45,18 @@ class Calibration:
     source: str = ""
     steps_in_budget: int | None = None  # measured: the fastest framework's steps in the budget
     hardware_profile: str = ""  # the profile the budget comes from; "" for an entry without profiles
+    # The standard deviation of the calibration reruns' best validation values: how far one run of the
+    # baseline falls from the (median) target by its seed alone. None with fewer than two reruns.
+    seed_std: float | None = None
+
+
+def seed_std(values: dict[str, Any]) -> float | None:
+    """The sample standard deviation of an entry's ``measured.reruns`` best validation values."""
+    best = [float(r["best_validation"]) for r in values.get("measured", {}).get("reruns", [])]
+    if len(best) < 2:
+        return None
+    mean = sum(best) / len(best)
+    return (sum((b - mean) ** 2 for b in best) / (len(best) - 1)) ** 0.5
 
 
 def read_calibration_file(path: Path) -> dict[str, Any]:
@@ -114,6 +126,7 @@ def load_calibration(
         if chosen
         else budget.get("measured", {}).get("steps_in_budget"),
         hardware_profile=chosen.name if chosen else "",
+        seed_std=seed_std(values),
     )
 
 
@@ -149,6 +162,15 @@ def reference_budget(workload_class: type[Workload]) -> float | None:
         )
     budget = getattr(workload_class, "max_allowed_runtime_sec", None)
     return float(budget) if isinstance(budget, int | float) else None
+
+
+def target_setter(path: Path, entry: str) -> tuple[str, dict[str, Any]] | None:
+    """The (submission, point) whose reruns set ``entry``'s targets, as its ``measured`` block records them
+    (an entry written before it named the submission was set by ``adamw``); None if it records no point."""
+    measured = read_calibration_file(path).get(entry, {}).get("measured", {})
+    if "point" not in measured:
+        return None
+    return str(measured.get("submission", "adamw")), dict(measured["point"])
 
 
 class CalibratedWorkload(Workload):
@@ -203,6 +225,11 @@ class CalibratedWorkload(Workload):
     @property
     def step_hint(self) -> int:
         return self.calibration.step_hint
+
+    @property
+    def target_seed_std(self) -> float | None:
+        """The seeds' spread of the baseline's best validation value, from the calibration reruns."""
+        return self.calibration.seed_std
 
     @property
     def steps_in_budget(self) -> int | None:

@@ -15,6 +15,7 @@ from tiny import TinyWorkload, load_tiny_submission, tiny_hyperparameters
 
 from pytest_algoperf import calibrate
 from pytest_algoperf.calibrate import Trial, targets_from_reruns
+from pytest_algoperf.calibration import load_calibration
 from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.loop import RunSettings, run_benchmark
 from pytest_algoperf.results import RunResult
@@ -78,6 +79,52 @@ def test_targets_are_the_median_best_the_worst_test_that_met_it_and_4_3_of_the_s
     assert targets_from_reruns(args, TinyWorkload(), reruns[0], reruns[:1], reruns)[
         "max_allowed_runtime_sec"
     ] == (pytest.approx(10.0))
+
+
+def test_a_rerun_slowed_by_another_process_counts_its_steps_not_its_seconds() -> None:
+    """Two reruns take 300 steps to the target; one ran at half the step rate (a shared CPU) and took 6 s,
+    not 3: the budget is 4/3 of 3 s."""
+    quiet = Trial("adamw", "pytorch", {}, 0, 0.9, 0.9, 100.0, [(3.0, 0.9)])
+    slowed = Trial("adamw", "pytorch", {}, 1, 0.9, 0.9, 50.0, [(6.0, 0.9)])
+    args = SimpleNamespace(
+        target_quantile=0.0, budget_quantile=1.0, min_budget_sec=0.0, eval_period_sec=0.5, argv=[]
+    )
+    values = targets_from_reruns(args, TinyWorkload(), quiet, [quiet], [quiet, slowed])
+    assert values["max_allowed_runtime_sec"] == pytest.approx(4.0)
+    # The framework's step rate is its fastest rerun's, whether or not that rerun met the median target.
+    fast_but_short = Trial("adamw", "pytorch", {}, 0, 0.5, 0.5, 100.0, [(3.0, 0.5)])
+    args.target_quantile = 0.5
+    values = targets_from_reruns(args, TinyWorkload(), slowed, [slowed], [fast_but_short, slowed])
+    assert values["validation_target"] == 0.7 and values["max_allowed_runtime_sec"] == pytest.approx(4.0)
+
+
+def test_a_rerun_that_falls_short_of_the_median_is_recorded_with_no_time_to_target() -> None:
+    """Half the reruns miss a median target; JSON has no infinity, so their time is null."""
+    reruns = [trial("pytorch", 0, 0.90, [(2.0, 0.90)]), trial("pytorch", 1, 0.80, [(3.0, 0.80)])]
+    args = SimpleNamespace(
+        target_quantile=0.5, budget_quantile=1.0, min_budget_sec=0.0, eval_period_sec=0.5, argv=[]
+    )
+    values = targets_from_reruns(args, TinyWorkload(), reruns[0], reruns[:1], reruns)
+    assert values["validation_target"] == 0.85
+    recorded = values["measured"]["reruns"]
+    assert [r["time_to_target"] for r in recorded] == [2.0, None]
+    json.dumps(values, allow_nan=False)  # what --write does: it would raise on an infinity
+
+
+def test_a_loaded_entry_knows_its_reruns_seed_spread_and_none_without_two_reruns(tmp_path: Path) -> None:
+    """The spread a single run's miss is judged against (RunResult.missed_within_seed_noise)."""
+    budget = {"max_allowed_runtime_sec": 10.0, "eval_period_time_sec": 1.0, "step_hint": 100}
+    reruns = [
+        {"framework": "pytorch", "seed": s, "best_validation": v} for s, v in enumerate((0.7, 0.8, 0.9))
+    ]
+    entries = {
+        "w": {"validation_target": 0.8, "test_target": 0.8, **budget, "measured": {"reruns": reruns}},
+        "once": {"validation_target": 0.8, "test_target": 0.8, **budget, "measured": {"reruns": reruns[:1]}},
+    }
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(entries))
+    assert load_calibration(path, "w").seed_std == pytest.approx(0.1)
+    assert load_calibration(path, "once").seed_std is None
 
 
 def test_written_targets_are_rounded_towards_the_side_the_reruns_met() -> None:
@@ -216,27 +263,30 @@ def test_calibrating_on_a_device_that_is_not_there_says_so(tmp_path: Path) -> No
 def test_a_derived_profile_scales_the_budget_by_the_step_rate_and_keeps_the_steps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pytest_algoperf.calibration import load_calibration
     from pytest_algoperf.hardware import derive
 
-    # criteo1tb_mini's cpu-1thread profile: 4272 steps in 28.7 s. Here twice as fast: half the budget.
-    rates = iter([4272 / 28.7 * 2, 4272 / 28.7 * 1.5])
+    committed = load_calibration(ROOT / "workloads" / "criteo1tb_mini" / "calibration.json", "criteo1tb_mini")
+    assert committed.steps_in_budget is not None
+    reference_rate = committed.steps_in_budget / committed.max_allowed_runtime_sec
+    # Here twice as fast as the committed cpu-1thread profile: half the budget.
+    rates = iter([reference_rate * 2, reference_rate * 1.5])
     monkeypatch.setattr(derive, "measure_step_rate", lambda *args: next(rates))
     output = tmp_path / "calibration.json"
     argv = ["--derive-from", "cpu-1thread", "--workload", "criteo1tb_mini", "--framework", "pytorch,jax"]
     assert calibrate.main([*argv, "--profile", "fast-cpu", "--write", "--output", str(output)]) == 0
-    assert "criteo1tb_mini: jax 223.3 steps/s" in capsys.readouterr().err  # the faster framework counts
+    # the faster framework counts
+    assert f"criteo1tb_mini: jax {reference_rate * 1.5:.1f} steps/s" in capsys.readouterr().err
     derived = load_calibration(output, "criteo1tb_mini", profile="fast-cpu")
     reference = load_calibration(output, "criteo1tb_mini", profile="cpu-1thread")
     assert derived.max_allowed_runtime_sec == pytest.approx(reference.max_allowed_runtime_sec / 2)
     assert derived.eval_period_time_sec == pytest.approx(reference.eval_period_time_sec / 2)
-    assert derived.steps_in_budget == reference.steps_in_budget == 4272
+    assert derived.steps_in_budget == reference.steps_in_budget == committed.steps_in_budget
     assert derived.validation_target == reference.validation_target
     record = json.loads(output.read_text())["criteo1tb_mini"]["profiles"]["fast-cpu"]
     assert record["derived"] == {
         "from": "cpu-1thread",
-        "reference_steps_per_sec": 148.85,
-        "steps_per_sec": 297.7,
+        "reference_steps_per_sec": pytest.approx(reference_rate, abs=0.01),
+        "steps_per_sec": pytest.approx(reference_rate * 2, abs=0.01),
         "scale": 0.5,
     }
 
