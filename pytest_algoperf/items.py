@@ -15,7 +15,7 @@ from pytest_algoperf.distributed import BatchSizeError
 from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.gate.paired import measure_paired
 from pytest_algoperf.loop import RunSettings, Trainer, run_benchmark
-from pytest_algoperf.results import RunResult
+from pytest_algoperf.results import SEED_NOISE_STDS, RunResult
 from pytest_algoperf.score.tuning import as_hyperparameters, budget_factor
 from pytest_algoperf.submission import Submission
 from pytest_algoperf.watchdog import StepHangError
@@ -46,6 +46,15 @@ def describe_miss(result: RunResult) -> str:
     return (
         f"{result.workload}: validation/{result.target_metric} reached {best}, target {direction} "
         f"{result.validation_target:g}; {why} after {result.global_step} steps and {result.num_evals} evals"
+    )
+
+
+def describe_miss_within_noise(result: RunResult) -> str:
+    spread = (result.calibration or {}).get("target_seed_std") or 0.0
+    return (
+        f"missed by no more than {SEED_NOISE_STDS:g} seed standard deviations ({spread:.4g}) of the "
+        f"baseline's calibration reruns, as one run of the baseline itself misses AlgoPerf's median target "
+        f"about half the time; it counts as missed in scores: {describe_miss(result)}"
     )
 
 
@@ -157,9 +166,10 @@ class BenchmarkItem(pytest.Item):
             self.result.paired = paired.to_json()
 
     def _judge_outcome(self) -> None:
-        """Fail on a missed target. In step mode that means missed within the step budget: a target met
-        past the time budget is the gate's to judge (a loaded machine must not turn a trajectory into a
-        miss), so it passes with a warning."""
+        """Fail on a missed target, unless it was missed within the baseline's seed noise (xfailed: see
+        ``RunResult.missed_within_seed_noise``). In step mode a miss means missed within the step budget: a
+        target met past the time budget is the gate's to judge (a loaded machine must not turn a trajectory
+        into a miss), so it passes with a warning."""
         result = self.result
         assert result is not None
         if result.met_target and not result.reached:
@@ -177,6 +187,8 @@ class BenchmarkItem(pytest.Item):
                 # In a tuning study most trials may miss: the study's time is its fastest trial's, and the
                 # session fails only when a workload's time is inf (see the recorder).
                 pytest.xfail(f"trial missed its target (expected while tuning): {describe_miss(result)}")
+            if result.missed_within_seed_noise:
+                pytest.xfail(describe_miss_within_noise(result))
             raise TargetMissed(result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:

@@ -46,6 +46,7 @@ def calibration_values(workload: Workload) -> dict[str, Any]:
         "step_hint": workload.step_hint,
         "steps_in_budget": getattr(workload, "steps_in_budget", None),
         "hardware_profile": getattr(workload, "hardware_profile", None),
+        "target_seed_std": getattr(workload, "target_seed_std", None),
     }
 
 

@@ -6,6 +6,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# A run that misses its target by more than this many seed standard deviations of the baseline is worse
+# than the baseline beyond its seed noise (a normal seed falls that far short 0.13% of the time).
+SEED_NOISE_STDS = 3.0
+
 
 @dataclass
 class EvalRecord:
@@ -80,6 +84,17 @@ class RunResult:
     def met_target(self) -> bool:
         """The validation target was met at some eval, within the time budget or (step mode) past it."""
         return self.steps_to_target is not None
+
+    @property
+    def missed_within_seed_noise(self) -> bool:
+        """Missed, but by at most ``SEED_NOISE_STDS`` of the calibration reruns' seed spread: AlgoPerf puts a
+        target at the median of the baseline's seeds, so one run of the baseline itself misses about half
+        the time by this much. A diverged run, or one without a recorded spread, is no such miss."""
+        spread = (self.calibration or {}).get("target_seed_std")
+        if self.met_target or not spread or self.best_validation is None or self.stop_reason == "diverged":
+            return False
+        shortfall = self.validation_target - self.best_validation
+        return (shortfall if self.higher_is_better else -shortfall) <= SEED_NOISE_STDS * spread
 
     @property
     def contended(self) -> bool:

@@ -110,6 +110,22 @@ def test_a_miss_in_time_mode_under_contention_is_inconclusive_and_on_a_quiet_mac
     assert "under contention (other processes used 0.97 of 2 CPUs)" in busy.detail
 
 
+def test_a_miss_in_time_mode_by_the_targets_seed_noise_only_is_inconclusive() -> None:
+    """Time-based evals give a rerun another trajectory; a shortfall a baseline seed also shows is no
+    evidence. Beyond the noise, or in step mode (exact), a miss still regresses."""
+    time_mode = (None, None)
+
+    def missed_by(shortfall: float, schedule: tuple[int | None, int | None]) -> str:
+        result = make_result(steps=None, schedule=schedule)
+        result.validation_target, result.best_validation = 0.8, 0.8 - shortfall
+        result.calibration = {"target_seed_std": 0.01}
+        return verdict_of(result, make_entry(schedule=schedule)).status
+
+    assert missed_by(0.02, time_mode) == "inconclusive"
+    assert missed_by(0.05, time_mode) == "regressed"
+    assert missed_by(0.02, (10, 1000)) == "regressed"
+
+
 @pytest.mark.parametrize(
     ("result_schedule", "entry_schedule"),
     [((None, None), (None, None)), ((5, 1000), (10, 1000)), ((10, 1000), (None, None))],

@@ -168,6 +168,9 @@ def _steps(result: RunResult, entry: BaselineEntry, base: BaselineRun) -> Compar
         if result.contended:
             note = f"missed the target under contention ({_load(result)}): time ran out, not the steps"
             return Comparison("target", baseline_steps, "missed", None, "-", "met", "inconclusive", note)
+        if result.missed_within_seed_noise:  # time-based evals: another trajectory, as another seed's
+            note = "missed the target by the baseline's seed noise only: time-based evals are not exact"
+            return Comparison("target", baseline_steps, "missed", None, "-", "met", "inconclusive", note)
         note = f"missed the target the baseline met in {_seconds(base.time_to_target)}"
         return Comparison("target", baseline_steps, "missed", None, "-", "met", "regressed", note)
     steps = result.steps_to_target or 0
