@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from pytest_algoperf.registry import default_suite
 from pytest_algoperf.results import RunResult
-from pytest_algoperf.validity.__main__ import main
+from pytest_algoperf.validity.__main__ import algoperf_board_workloads, main
 from pytest_algoperf.validity.agreement import disagreements, kendall_tau
 
 ALGOPERF = {"soap": 0.7784, "schedule_free_adamw": 0.7077, "nadamw": 0.5707}
@@ -98,6 +99,13 @@ def test_the_study_names_members_that_have_not_run_and_rejects_unknown_ones(
     assert "not run yet: lawa_ema" in capsys.readouterr().out
     assert main([*argv, "--submissions", "mine"]) == 2
     assert "'mine' is not in the validity panel" in capsys.readouterr().err
+
+
+def test_the_study_runs_the_workloads_on_algoperfs_board_by_default() -> None:
+    """mnist is in the base suite, but AlgoPerf scores no mnist: a time there must not move a score."""
+    board = algoperf_board_workloads()
+    assert "mnist" not in board and "mnist" in default_suite()
+    assert board == [name for name in default_suite() if name != "mnist"] and len(board) == 8
 
 
 def test_noise_places_each_target_against_the_median_seed_of_its_calibration() -> None:
