@@ -153,7 +153,7 @@ def calibrate(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     higher = first.target_metric_higher_is_better
     if args.keep_targets:  # the committed point alone: its run is the first framework's seed-0 rerun
         committed = first.calibration
-        candidates = [committed_point(first, args)]
+        candidates = [committed_point(first)]
     else:
         candidates = sweep_points(args.submission.split(","), frameworks[0], args.trials)
     total = len(candidates) + args.seeds * len(frameworks)
@@ -194,7 +194,7 @@ def calibrate(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     return targets_from_reruns(args, first, winner, sweep, reruns)
 
 
-def committed_point(workload: CalibratedWorkload, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+def committed_point(workload: CalibratedWorkload) -> tuple[str, dict[str, Any]]:
     """The (submission, point) that set the entry's targets, as its ``measured`` block records them."""
     setter = target_setter(workload.calibration_file, workload.calibration_entry)
     if setter is None:

@@ -15,6 +15,7 @@ whatever the hardware, as they did.
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -53,10 +54,7 @@ class Calibration:
 def seed_std(values: dict[str, Any]) -> float | None:
     """The sample standard deviation of an entry's ``measured.reruns`` best validation values."""
     best = [float(r["best_validation"]) for r in values.get("measured", {}).get("reruns", [])]
-    if len(best) < 2:
-        return None
-    mean = sum(best) / len(best)
-    return (sum((b - mean) ** 2 for b in best) / (len(best) - 1)) ** 0.5
+    return statistics.stdev(best) if len(best) > 1 else None
 
 
 def read_calibration_file(path: Path) -> dict[str, Any]:
