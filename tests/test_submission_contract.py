@@ -46,9 +46,7 @@ def run_submission(pytester: pytest.Pytester, spec: str) -> pytest.RunResult:
 
 def test_an_unknown_submission_name_is_one_clear_line(pytester: pytest.Pytester) -> None:
     result = run_submission(pytester, "does_not_exist")
-    builtins = (
-        "built-in name (adamw, baseline, lawa_ema, lawa_queue, momentum, nadamw, nadamw_cyclic, "
-    )
+    builtins = "built-in name (adamw, baseline, lawa_ema, lawa_queue, momentum, nadamw, nadamw_cyclic, "
     assert_usage_error(result, "unknown submission 'does_not_exist'", builtins)
 
 
