@@ -60,8 +60,8 @@ def pytest_algoperf_add_workloads(registry):
     implementations = {framework: quick(cls) for framework, cls in classes.items()}
     registry.entries["criteo1tb_mini"] = WorkloadEntry("criteo1tb_mini", implementations)
 """
-# Evals on a step schedule: mnist's accuracy hovers around its target, and whether a time-based eval catches it
-# depends on the machine's speed (README, tests/test_mnist.py).
+# Evals on a step schedule: mnist's accuracy hovers around its target, and whether a time-based eval catches
+# it depends on the machine's speed (README, tests/test_mnist.py).
 BASE_ARGS = (
     *QUIET_PLUGINS,
     ONE_THREAD,
