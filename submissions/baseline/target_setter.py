@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 from types import ModuleType
 from typing import Any
 
 from pytest_algoperf.calibration import target_setter
 from pytest_algoperf.score.tuning import as_hyperparameters
+from pytest_algoperf.submission import BUILTIN_SUBMISSIONS_DIR
 
-# An entry that records no calibrated point (a provisional one) falls back to the tuned default of AdamW.
-FALLBACK = ("adamw", {"learning_rate": 0.002, "one_minus_beta1": 0.1, "beta2": 0.999, "weight_decay": 0.01,
-                      "warmup_factor": 0.05, "label_smoothing": 0.0, "dropout_rate": 0.0})  # fmt: skip
+# An entry that records no calibrated point (a provisional one) falls back to AdamW's tuned default.
+FALLBACK_SUBMISSION = "adamw"
 
 
 def delegate(workload: Any, framework: str) -> tuple[ModuleType, Any]:
@@ -23,8 +24,14 @@ def delegate(workload: Any, framework: str) -> tuple[ModuleType, Any]:
     return _delegate(workload.calibration_file, workload.calibration_entry, framework)
 
 
+def _tuned_default() -> dict[str, Any]:
+    """The first point of the fallback submission's search space, its tuned default."""
+    path = BUILTIN_SUBMISSIONS_DIR / FALLBACK_SUBMISSION / "tuning_search_space.json"
+    return dict(json.loads(path.read_text())[0])
+
+
 @functools.cache
 def _delegate(calibration_file: Any, entry: str, framework: str) -> tuple[ModuleType, Any]:
-    name, point = target_setter(calibration_file, entry) or FALLBACK
+    name, point = target_setter(calibration_file, entry) or (FALLBACK_SUBMISSION, _tuned_default())
     module = importlib.import_module(f"algoperf_submissions.{name}.{framework}")
     return module, as_hyperparameters(point)
