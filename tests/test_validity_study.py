@@ -13,8 +13,10 @@ from scipy import stats
 
 from pytest_algoperf.registry import default_suite
 from pytest_algoperf.results import RunResult
+from pytest_algoperf.session import run_seed
 from pytest_algoperf.validity.__main__ import algoperf_board_workloads, main
 from pytest_algoperf.validity.agreement import disagreements, kendall_tau
+from pytest_algoperf.validity.resume import next_resume_folder, recorded_runs
 
 ALGOPERF = {"soap": 0.7784, "schedule_free_adamw": 0.7077, "nadamw": 0.5707}
 
@@ -54,11 +56,13 @@ def test_a_disagreement_is_a_pair_algoperf_separates_by_more_than_the_gap_in_the
     assert disagreements({"soap": 0.5, "nadamw": 0.5}, ALGOPERF)[0].worse == "nadamw", "a tie disagrees"
 
 
-def _results(folder: Path, submission: str, times: dict[str, float | None]) -> None:
+def _results(
+    folder: Path, submission: str, times: dict[str, float | None], trial: int = 0, seed: int = 0
+) -> None:
     runs = [
         RunResult(
             test_id=f"{submission}-{workload}", submission=submission, framework="pytorch", workload=workload,
-            seed=0, reached=time is not None, time_to_target=time, budget_sec=100.0,
+            seed=seed, trial=trial, reached=time is not None, time_to_target=time, budget_sec=100.0,
         ).to_json()
         for workload, time in times.items()
     ]  # fmt: skip
@@ -143,7 +147,7 @@ def _leaves(params: object) -> list:
     return jax.tree.leaves(params)
 
 
-def test_the_study_runs_each_member_in_its_own_session_and_keeps_finished_ones(
+def test_the_study_runs_each_member_in_its_own_session_keeps_finished_ones_and_resumes_run_by_run(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     argv = [
@@ -176,3 +180,42 @@ def test_the_study_runs_each_member_in_its_own_session_and_keeps_finished_ones(
     assert "--algoperf-tuning-search-space=" in (tmp_path / "pytorch" / "nadamw" / "session.log").read_text()
     assert main(argv) == 0
     assert capsys.readouterr().out.count("kept: ") == 2
+
+    # Asked for a second trial, each member trains only that one, beside the first, which stays as it was.
+    first = (tmp_path / "pytorch" / "nadamw" / "results.json").read_text()
+    two_trials = list(argv)
+    two_trials[two_trials.index("--trials") + 1] = "2"
+    assert main(two_trials) == 0
+    member = tmp_path / "pytorch" / "nadamw"
+    assert (member / "results.json").read_text() == first
+    resumed = json.loads((member / "resume-1" / "results.json").read_text())["runs"]
+    assert [(r["trial"], r["hyperparameters"]["learning_rate"]) for r in resumed] == [
+        (1, pytest.approx(0.0008445074561975979))  # the second of AlgoPerf's baseline points
+    ]
+    assert "1 deselected" in (member / "resume-1" / "session.log").read_text()
+    assert "done: nadamw (pytorch)" in capsys.readouterr().out
+
+
+def test_a_member_is_its_first_session_and_its_resumed_ones_each_run_counted_once(tmp_path: Path) -> None:
+    member = tmp_path / "nadamw"
+    _results(member, "nadamw", {"w1": 10.0, "w2": None})
+    assert next_resume_folder(member).name == "resume-1"
+    for k, trial in ((2, 1), (10, 2)):
+        _results(member / f"resume-{k}", "nadamw", {"w1": 9.0 + trial}, trial=trial)
+    _results(member / "resume-3", "nadamw", {"w1": 50.0})  # trial 0 again: the first record stands
+    _results(member / "resume-old", "nadamw", {"w3": 1.0})  # not numbered: not the study's
+    runs = recorded_runs(member)
+    assert [(r.workload, r.trial, r.time_to_target) for r in runs] == [
+        ("w1", 0, 10.0), ("w2", 0, None), ("w1", 1, 10.0), ("w1", 2, 11.0)
+    ]  # fmt: skip
+    assert next_resume_folder(member).name == "resume-1"
+
+
+def test_a_resumed_study_keeps_only_the_runs_its_seed_plans(tmp_path: Path) -> None:
+    """A run trained under another ``--seed`` belongs to another study: it is not kept as this one's."""
+    member = tmp_path / "nadamw"
+    planned = run_seed(0, "w1", 0, 0)
+    _results(member, "nadamw", {"w1": 10.0}, seed=planned)
+    _results(member / "resume-1", "nadamw", {"w2": 12.0}, seed=planned + 1)
+    assert [r.workload for r in recorded_runs(member, session_seed=0)] == ["w1"]
+    assert [r.workload for r in recorded_runs(member)] == ["w1", "w2"]

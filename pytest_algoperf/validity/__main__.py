@@ -4,8 +4,10 @@
 
 Each panel member (``panel.PANEL``) trains under external tuning (``--trials`` trials, default 5, in
 ``--studies`` studies) in a pytest session of its own, whose results land in
-``OUTPUT/<framework>/<submission>/results.json`` beside its log; a member whose results are already there
-for every workload and trial is kept, so an interrupted study resumes where it stopped. ``--parallel N``
+``OUTPUT/<framework>/<submission>/results.json`` beside its log. A member whose folder already records
+every workload and trial is kept; one that records some trains only the missing runs, in ``resume-1``,
+``resume-2``... beside them (``resume``), so an interrupted study, or one asked for more trials, resumes run
+by run. ``--parallel N``
 runs N sessions at once, each pinned to one CPU of this process's affinity. Then every framework's members
 are scored on one board (AlgoPerf's performance profile, the fastest trial of each study) and printed
 beside AlgoPerf v0.5's published scores, with Kendall's tau and the pairs AlgoPerf separates by more than
@@ -31,12 +33,11 @@ from pytest_algoperf.batch_size_rule import algoperf_name
 from pytest_algoperf.registry import default_suite
 from pytest_algoperf.results import RunResult
 from pytest_algoperf.score.boards import scoreboards
-from pytest_algoperf.score.logs import ResultsFileError, load_results_file
+from pytest_algoperf.score.logs import ResultsFileError
 from pytest_algoperf.threads import affinity
 from pytest_algoperf.validity.agreement import disagreements, kendall_tau
 from pytest_algoperf.validity.panel import PANEL, PanelMember, member
-
-RESULTS = "results.json"
+from pytest_algoperf.validity.resume import next_resume_folder, recorded_runs, run_key
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,9 @@ class Session:
     framework: str
     folder: Path
 
-    @property
-    def results(self) -> Path:
-        return self.folder / RESULTS
+    def runs(self, session_seed: int | None = None) -> list[RunResult]:
+        """What the member's folder records (``resume.recorded_runs``)."""
+        return recorded_runs(self.folder, session_seed) if self.folder.is_dir() else []
 
 
 def parser() -> argparse.ArgumentParser:
@@ -85,10 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("--trials, --studies and --parallel must be at least 1")
         if not args.score_only:
             expected = len(workloads) * args.trials * args.studies
-            to_run = [s for s in sessions if _complete_runs(s) < expected]
+            to_run = [s for s in sessions if _complete_runs(s, args.seed) < expected]
             for s in sessions:
                 if s not in to_run:
-                    print(f"kept: {s.member.submission} ({s.framework}), {s.results}")
+                    print(f"kept: {s.member.submission} ({s.framework}), {s.folder}")
             _run_sessions(to_run, args, workloads)
         summary = score_study(sessions, args.min_gap)
     except (ValueError, ResultsFileError) as error:
@@ -120,9 +121,9 @@ def _run_sessions(sessions: list[Session], args: argparse.Namespace, workloads: 
     while queue or running:
         while queue and free:
             session, cpu = queue.pop(0), free.pop(0)
-            running[cpu] = (_start(session, args, workloads, cpu), session, time.monotonic())
+            process, log = _start(session, args, workloads, cpu)
+            running[cpu] = (process, session, time.monotonic())
             name = f"{session.member.submission} ({session.framework})"
-            log = session.folder / "session.log"
             print(f"[{done + len(running)}/{len(sessions)}] {name} on CPU {cpu}: log {log}", flush=True)
         time.sleep(1.0)
         for cpu, (process, session, started) in list(running.items()):
@@ -133,11 +134,18 @@ def _run_sessions(sessions: list[Session], args: argparse.Namespace, workloads: 
             done += 1
             elapsed = time.monotonic() - started
             name = f"{session.member.submission} ({session.framework})"
-            print(f"done: {name} in {elapsed:.0f} s, {_complete_runs(session)} runs recorded", flush=True)
+            recorded = _complete_runs(session, args.seed)
+            print(f"done: {name} in {elapsed:.0f} s, {recorded} runs recorded", flush=True)
 
 
-def _start(session: Session, args: argparse.Namespace, workloads: list[str], cpu: int) -> subprocess.Popen:
-    session.folder.mkdir(parents=True, exist_ok=True)
+def _start(
+    session: Session, args: argparse.Namespace, workloads: list[str], cpu: int
+) -> tuple[subprocess.Popen, Path]:
+    """Starts the member's session on ``cpu``; returns it with the path of its log."""
+    recorded = [run_key(run) for run in session.runs(args.seed)]
+    # A member with runs on record trains only the missing ones, into a folder of its own.
+    folder = next_resume_folder(session.folder) if recorded else session.folder
+    folder.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
         f"--algoperf-submission={session.member.submission}",
@@ -147,28 +155,31 @@ def _start(session: Session, args: argparse.Namespace, workloads: list[str], cpu
         f"--algoperf-studies={args.studies}",
         f"--algoperf-seed={args.seed}",
         "--algoperf-threads=1",
-        f"--algoperf-output={session.folder.resolve()}",
+        f"--algoperf-output={folder.resolve()}",
         *shlex.split(args.pytest_args),
     ]  # fmt: skip
+    if recorded:
+        listed = folder / "recorded.json"
+        listed.write_text(json.dumps(recorded) + "\n")
+        command += ["-p", "pytest_algoperf.validity.resume", f"--validity-recorded={listed}"]
     if session.member.search_space is not None:
         command.append(f"--algoperf-tuning-search-space={session.member.search_space}")
-    log = (session.folder / "session.log").open("w")
+    log_path = folder / "session.log"
+    log = log_path.open("w")
     log.write(shlex.join(command) + "\n")
     log.flush()
     # The session's folder is its rootdir: no project's tests or ini settings come along.
-    process = subprocess.Popen(command, cwd=session.folder, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
     # Pinned from here, not by a preexec_fn: that would run Python between fork and exec in a process whose
     # JAX or torch threads may hold locks. The child is still starting Python; threads it starts inherit this.
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(process.pid, {cpu})
-    return process
+    return process, log_path
 
 
-def _complete_runs(session: Session) -> int:
-    if not session.results.is_file():
-        return 0
+def _complete_runs(session: Session, session_seed: int) -> int:
     try:
-        return len(load_results_file(session.results))
+        return len(session.runs(session_seed))
     except ResultsFileError:
         return 0
 
@@ -177,9 +188,10 @@ def score_study(sessions: list[Session], min_gap: float) -> dict:
     """Per framework: each member's score on the suite beside AlgoPerf's, Kendall's tau, disagreements."""
     frameworks: dict[str, dict] = {}
     for framework in dict.fromkeys(s.framework for s in sessions):
-        present = [s for s in sessions if s.framework == framework and s.results.is_file()]
-        missing = [s.member.submission for s in sessions if s.framework == framework and s not in present]
-        runs: list[RunResult] = [run for s in present for run in load_results_file(s.results)]
+        member_runs = {s: s.runs() for s in sessions if s.framework == framework}
+        present = [s for s, runs in member_runs.items() if runs]
+        missing = [s.member.submission for s, runs in member_runs.items() if not runs]
+        runs: list[RunResult] = [run for s in present for run in member_runs[s]]
         boards = scoreboards(runs) if len(present) > 1 else []
         by_steps = scoreboards(_steps_as_time(runs)) if boards else []
         if not boards:
