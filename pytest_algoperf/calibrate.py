@@ -65,7 +65,7 @@ from pytest_algoperf.calibration import (
 )
 from pytest_algoperf.calibration_progress import Counter, Progress, Trial, say
 from pytest_algoperf.frameworks import get_adapter
-from pytest_algoperf.hardware.profiles import DeviceDescription
+from pytest_algoperf.hardware.profiles import BY_FRAMEWORK, DeviceDescription
 from pytest_algoperf.hardware.selection import describe_calibration_device
 from pytest_algoperf.loop import RunSettings, run_benchmark
 from pytest_algoperf.registry import WorkloadEntry, builtin_entries
@@ -217,9 +217,10 @@ def budget_for_targets(
             f"calibrate: no {', '.join(short)} rerun reached the committed validation target {target} on "
             f"{args.device}; give the runs more --max-steps (or --budget-sec)"
         )
-    budget = _budget(args, reruns, met, target, higher)
+    budget, by_framework = _budget(args, reruns, met, target, higher)
     return {
         "max_allowed_runtime_sec": budget,
+        **({BY_FRAMEWORK: by_framework} if by_framework else {}),
         "eval_period_time_sec": args.eval_period_sec,
         "command": "python -m pytest_algoperf.calibrate " + shlex.join(args.argv),
         "measured": {
@@ -236,9 +237,11 @@ def budget_for_targets(
 
 def _budget(
     args: argparse.Namespace, reruns: list[Trial], met: list[Trial], target: float, higher: bool
-) -> float:
-    """4/3 of the slowest framework's --budget-quantile time to ``target`` among the reruns that ``met`` it,
-    floored by --min-budget-sec.
+) -> tuple[float, dict[str, dict[str, Any]]]:
+    """The budget by AlgoPerf's rule, the baseline reaching ``target`` at about 3/4 of it: per framework, 4/3
+    of its --budget-quantile time to ``target`` among its reruns that ``met`` it, floored by
+    --min-budget-sec. Returns the slowest framework's budget, which every framework shares unless it has its
+    own, and, with two frameworks or more, each one's own budget and steps in it (``by_framework``).
 
     A rerun's time counts at its framework's fastest rerun's step rate: a rerun that shared its CPU with
     another process took as many steps to the target as a quiet one, but more seconds, and the slowest rerun
@@ -250,11 +253,16 @@ def _budget(
     def quiet_time(t: Trial) -> float:
         return t.time_to(target, higher) * t.steps_per_sec / fastest[t.framework]
 
-    slowest = max(
-        float(np.quantile([quiet_time(t) for t in met if t.framework == f], args.budget_quantile))
-        for f in sorted(fastest)
-    )
-    return round(max(slowest * 4 / 3, args.min_budget_sec), 2)
+    def own_budget(framework: str) -> float:
+        times = [quiet_time(t) for t in met if t.framework == framework]
+        return round(max(float(np.quantile(times, args.budget_quantile)) * 4 / 3, args.min_budget_sec), 2)
+
+    own = {f: own_budget(f) for f in sorted(fastest)}
+    by_framework = {
+        f: {"max_allowed_runtime_sec": budget, "steps_in_budget": int(fastest[f] * budget)}
+        for f, budget in own.items()
+    }
+    return max(own.values()), (by_framework if len(own) > 1 else {})
 
 
 def targets_from_reruns(
@@ -273,11 +281,12 @@ def targets_from_reruns(
         if (t.best_validation >= validation_target if higher else t.best_validation <= validation_target)
     ]
     test_target = min(t.best_test for t in met) if higher else max(t.best_test for t in met)
-    budget = _budget(args, reruns, met, validation_target, higher)
+    budget, by_framework = _budget(args, reruns, met, validation_target, higher)
     return {
         "validation_target": _round_leniently(validation_target, higher),
         "test_target": _round_leniently(test_target, higher),
         "max_allowed_runtime_sec": budget,
+        **({BY_FRAMEWORK: by_framework} if by_framework else {}),
         "eval_period_time_sec": args.eval_period_sec,
         "step_hint": workload.step_hint,
         "command": "python -m pytest_algoperf.calibrate " + shlex.join(args.argv),

@@ -44,7 +44,7 @@ class Calibration:
     step_hint: int
     command: str = ""
     source: str = ""
-    steps_in_budget: int | None = None  # measured: the fastest framework's steps in the budget
+    steps_in_budget: int | None = None  # measured: the framework's own, or the fastest one's, steps in it
     hardware_profile: str = ""  # the profile the budget comes from; "" for an entry without profiles
     # The standard deviation of the calibration reruns' best validation values: how far one run of the
     # baseline falls from the (median) target by its seed alone. None with fewer than two reruns.
@@ -78,9 +78,11 @@ def _read_entry(path: Path, entry: str, required: tuple[str, ...]) -> dict[str, 
     return values
 
 
-def _budget(path: Path, entry: str, values: dict[str, Any], profile: str | None) -> HardwareProfile | None:
-    """The entry's budget under ``profile`` (None: its first, the reference calibration); None without
-    profiles."""
+def _budget(
+    path: Path, entry: str, values: dict[str, Any], profile: str | None, framework: str | None = None
+) -> HardwareProfile | None:
+    """The entry's budget under ``profile`` (None: its first, the reference calibration), ``framework``'s
+    own where the profile has one; None without profiles."""
     profiles = values.get(PROFILES)
     if profiles is None:
         return None
@@ -93,23 +95,29 @@ def _budget(path: Path, entry: str, values: dict[str, Any], profile: str | None)
             f"{', '.join(profiles)}"
         )
     try:
-        return HardwareProfile.from_json(name, profiles[name])
-    except (KeyError, TypeError, ValueError) as error:
+        return HardwareProfile.from_json(name, profiles[name], framework)
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
         raise CalibrationError(
             f"{path}: entry {entry!r}, profile {name!r} is malformed ({error!r})"
         ) from None
 
 
 def load_calibration(
-    path: Path, entry: str, base_entry: str | None = None, profile: str | None = None
+    path: Path,
+    entry: str,
+    base_entry: str | None = None,
+    profile: str | None = None,
+    framework: str | None = None,
 ) -> Calibration:
     """Read ``entry`` (a workload or data-source name) from a calibration file. With ``base_entry`` (a
     variant's base workload), only the targets come from ``entry`` and the budget from ``base_entry``.
-    ``profile`` names the hardware profile of the budget (default: the entry's first)."""
+    ``profile`` names the hardware profile of the budget (default: the entry's first); ``framework``, the
+    framework whose own budget applies where the profile has one (``hardware.profiles``). A variant keeps
+    its base's shared budget: its targets were calibrated in runs limited by that one."""
     values = _read_entry(path, entry, TARGET_KEYS if base_entry else REQUIRED_KEYS)
     budget_entry = base_entry or entry
     budget = _read_entry(path, base_entry, BUDGET_KEYS) if base_entry else values
-    chosen = _budget(path, budget_entry, budget, profile)
+    chosen = _budget(path, budget_entry, budget, profile, None if base_entry else framework)
     return Calibration(
         validation_target=float(values["validation_target"]),
         test_target=float(values["test_target"]),
@@ -177,6 +185,7 @@ class CalibratedWorkload(Workload):
 
     calibration_file: Path
     _hardware_profile: str | None = None
+    _budget_framework: str | None = None
 
     @property
     def calibration_entry(self) -> str:
@@ -196,13 +205,26 @@ class CalibratedWorkload(Workload):
         self._hardware_profile = name or None
         self.__dict__.pop("calibration", None)  # read again under the new profile
 
+    @property
+    def budget_framework(self) -> str | None:
+        """The framework whose own budget applies, where the profile gives one (set by the session; None:
+        the profile's shared budget, the slowest framework's)."""
+        return self._budget_framework
+
+    @budget_framework.setter
+    def budget_framework(self, framework: str | None) -> None:
+        self._budget_framework = framework or None
+        self.__dict__.pop("calibration", None)
+
     @cached_property
     def calibration(self) -> Calibration:
         entry = self.calibration_entry
         # A variant under its own name keeps its base's budget; an entry named otherwise (mnist's data
         # sources) is whole.
         base_entry = self.base_name if self.is_variant and entry == self.name else None
-        return load_calibration(self.calibration_file, entry, base_entry, self._hardware_profile)
+        return load_calibration(
+            self.calibration_file, entry, base_entry, self._hardware_profile, self._budget_framework
+        )
 
     @property
     def validation_target_value(self) -> float:
@@ -231,8 +253,9 @@ class CalibratedWorkload(Workload):
 
     @property
     def steps_in_budget(self) -> int | None:
-        """Steps the calibration's fastest framework took in the active profile's budget (its base
-        workload's, for a variant): the calibrated step rate from which the regression gate's step schedule
+        """Steps the calibration's baseline took in the active profile's budget: this framework's in its own
+        budget where the profile gives one, else the fastest framework's in the shared budget (its base
+        workload's, for a variant). The calibrated step rate from which the regression gate's step schedule
         is derived."""
         return self.calibration.steps_in_budget
 
@@ -250,6 +273,8 @@ def profile_record(values: dict[str, Any], device: DeviceDescription) -> dict[st
     }
     if measured.get("steps_in_budget") is not None:
         record["steps_in_budget"] = measured["steps_in_budget"]
+    if values.get(hardware.BY_FRAMEWORK):
+        record[hardware.BY_FRAMEWORK] = values[hardware.BY_FRAMEWORK]
     record.update(command=values.get("command", ""), machine=measured.get("machine", ""))
     record["date"] = measured.get("date", "")
     record.update({key: values[key] for key in ("derived", "reruns") if key in values})
@@ -266,7 +291,8 @@ def calibrated_entry(
 ) -> dict[str, Any]:
     """New targets with profile ``name``'s budget, from calibrate's flat values; the previous entry's other
     profiles are kept (their budgets were measured against the previous targets)."""
-    entry = {key: value for key, value in values.items() if key not in (*hardware.BUDGET_KEYS, "measured")}
+    profile_keys = (*hardware.BUDGET_KEYS, hardware.BY_FRAMEWORK, "measured")
+    entry = {key: value for key, value in values.items() if key not in profile_keys}
     entry["measured"] = {k: v for k, v in values.get("measured", {}).items() if k != "steps_in_budget"}
     others = {k: v for k, v in (previous or {}).get(PROFILES, {}).items() if k != name}
     entry[PROFILES] = {**others, name: profile_record(values, device)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from pytest_algoperf.calibration import CalibratedWorkload
 from pytest_algoperf.gate.schedule import step_schedule
 from pytest_algoperf.registry import WorkloadEntry, WorkloadRegistry
 from pytest_algoperf.spec import Workload
@@ -57,7 +58,7 @@ def _row(entry: WorkloadEntry) -> list[str]:
     frameworks = ", ".join(entry.implementations)
     try:
         workload = peek(entry)
-        values = _values(workload)
+        values = _values(workload, list(entry.implementations))
     except Exception as error:  # one broken workload must not hide the others
         values = [f"unavailable: {type(error).__name__}: {error}"] + ["-"] * 7
     in_suite = "-" if entry.is_variant else ("yes" if entry.in_default_suite else "no (name it to run)")
@@ -66,18 +67,36 @@ def _row(entry: WorkloadEntry) -> list[str]:
     return [entry.name, entry.base_name if entry.is_variant else "-", *values, in_suite, frameworks]
 
 
-def _values(workload: Workload) -> list[str]:
+def _values(workload: Workload, frameworks: list[str]) -> list[str]:
     direction = ">=" if workload.target_metric_higher_is_better else "<="
-    schedule = step_schedule(workload)
     return [
         f"{workload.target_metric_name} ({direction})",
         _number(workload.validation_target_value),
         _number(workload.test_target_value),
-        f"{workload.max_allowed_runtime_sec:g} s",
-        f"{workload.eval_period_time_sec:g} s",
-        str(workload.step_hint),
-        f"{schedule.eval_every_steps} / {schedule.step_budget}",
+        *_speed_values(workload, frameworks),
         str(getattr(workload, "hardware_profile", None) or "-"),
+    ]
+
+
+def _speed_values(workload: Workload, frameworks: list[str]) -> list[str]:
+    """Budget, eval period, step hint and step mode: one value, or one per framework where a framework has a
+    budget of its own (``hardware.profiles``), as ``49.7 s (pytorch), 84.22 s (jax)``."""
+    columns: list[dict[str, str]] = [{}, {}, {}, {}]
+    for framework in frameworks if isinstance(workload, CalibratedWorkload) else [None]:
+        if framework is not None:
+            workload.budget_framework = framework
+        schedule = step_schedule(workload)
+        values = (
+            f"{workload.max_allowed_runtime_sec:g} s",
+            f"{workload.eval_period_time_sec:g} s",
+            str(workload.step_hint),
+            f"{schedule.eval_every_steps} / {schedule.step_budget}",
+        )
+        for column, value in zip(columns, values, strict=True):
+            column[framework or ""] = value
+    return [
+        next(iter(c.values())) if len(set(c.values())) == 1 else ", ".join(f"{v} ({f})" for f, v in c.items())
+        for c in columns
     ]
 
 

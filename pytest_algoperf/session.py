@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_algoperf.calibration import CalibrationError
+from pytest_algoperf.calibration import CalibratedWorkload, CalibrationError
 from pytest_algoperf.distributed import SINGLE_PROCESS, ProcessGroup, set_process_group, torchrun_environment
 from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.gate.baseline_code import resolve_baseline_code
@@ -311,6 +311,8 @@ class AlgoPerfSession:
             workload = entry.create(framework, self.settings.data_dir, self.devices[framework])
             if profile := self.hardware.profile_of(name, framework):
                 workload.hardware_profile = profile
+            if isinstance(workload, CalibratedWorkload):  # its framework's own budget, where it has one
+                workload.budget_framework = framework
             self._workloads[key] = workload
         return self._workloads[key]
 

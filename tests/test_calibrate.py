@@ -70,6 +70,11 @@ def test_targets_are_the_median_best_the_worst_test_that_met_it_and_4_3_of_the_s
     assert values["test_target"] == pytest.approx(0.89)  # the worst best test value of the three that met it
     # pytorch meets 0.90 at 2.0 s and 4.0 s (median 3.0), jax at 3.5 s: the budget is 4/3 x 3.5
     assert values["max_allowed_runtime_sec"] == pytest.approx(4.67)
+    # Each framework also gets its own budget by the same rule, with its steps in it (100 steps/s here).
+    assert values["by_framework"] == {
+        "jax": {"max_allowed_runtime_sec": pytest.approx(4.67), "steps_in_budget": 467},
+        "pytorch": {"max_allowed_runtime_sec": pytest.approx(4.0), "steps_in_budget": 400},
+    }
     assert values["command"] == "python -m pytest_algoperf.calibrate --workload tiny"
     args.budget_quantile = 1.0  # the slowest rerun that met the target: pytorch's 4.0 s
     assert targets_from_reruns(args, TinyWorkload(), reruns[0], reruns[:1], reruns)[
@@ -91,6 +96,7 @@ def test_a_rerun_slowed_by_another_process_counts_its_steps_not_its_seconds() ->
     )
     values = targets_from_reruns(args, TinyWorkload(), quiet, [quiet], [quiet, slowed])
     assert values["max_allowed_runtime_sec"] == pytest.approx(4.0)
+    assert "by_framework" not in values  # one framework: its budget is the shared one
     # The framework's step rate is its fastest rerun's, whether or not that rerun met the median target.
     fast_but_short = Trial("adamw", "pytorch", {}, 0, 0.5, 0.5, 100.0, [(3.0, 0.5)])
     args.target_quantile = 0.5

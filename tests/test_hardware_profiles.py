@@ -163,6 +163,34 @@ def test_targets_are_shared_and_the_budget_and_step_rate_are_the_profiles(tmp_pa
         load_calibration(path, "w", profile="a100")
 
 
+def test_a_framework_with_a_budget_of_its_own_uses_it_and_the_others_share_the_profiles(
+    tmp_path: Path,
+) -> None:
+    """On a CPU where JAX steps slower than PyTorch, one budget cannot let each framework's baseline reach
+    the target at 3/4 of it: ``by_framework`` gives PyTorch its own; JAX keeps the profile's."""
+    entries = json.loads(json.dumps(ENTRIES))
+    own = {"max_allowed_runtime_sec": 3.0, "eval_period_time_sec": 0.25, "steps_in_budget": 240}
+    entries["w"]["profiles"]["cpu-1thread"]["by_framework"] = {"pytorch": own}
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(entries))
+    pytorch, jax = (load_calibration(path, "w", framework=f) for f in ("pytorch", "jax"))
+    assert (pytorch.max_allowed_runtime_sec, pytorch.eval_period_time_sec, pytorch.steps_in_budget) == (
+        3.0,
+        0.25,
+        240,
+    )
+    assert (jax.max_allowed_runtime_sec, jax.steps_in_budget) == (5.0, 400)
+    assert (pytorch.validation_target, pytorch.hardware_profile) == (0.9, "cpu-1thread")
+    # A variant's targets were calibrated in runs limited by its base's shared budget, so it keeps that.
+    assert load_calibration(path, "w_gelu", "w", framework="pytorch").max_allowed_runtime_sec == 5.0
+    own["validation_target"] = 0.5  # a target is never a framework's own
+    path.write_text(json.dumps(entries))
+    with pytest.raises(
+        CalibrationError, match=r"entry 'w', profile 'cpu-1thread' is malformed .*validation_target"
+    ):
+        load_calibration(path, "w", framework="pytorch")
+
+
 def test_every_built_in_budget_is_in_the_cpu_profile_with_its_command_or_a_note() -> None:
     root = TESTS_DIR.parent / "workloads"
     budgets = 0
@@ -232,6 +260,28 @@ def test_a_session_uses_the_profile_matching_its_threads_says_so_and_records_it(
     session = json.loads((pytester.path / "out" / "results.json").read_text())["session"]
     assert session["hardware"]["profiles"] == {"pytorch": {"tiny": "cpu-1thread"}}
     assert session["hardware"]["devices"] == {"pytorch": {"device": "cpu", "threads": 1}}
+
+
+def test_a_session_gives_a_run_its_frameworks_own_budget_where_the_profile_has_one(
+    pytester: pytest.Pytester,
+) -> None:
+    calibrated_tiny_project(pytester, "cpu-1thread")
+    path = pytester.path / "calibration.json"
+    calibration = json.loads(path.read_text())
+    own = {"max_allowed_runtime_sec": 4.0, "steps_in_budget": 300}
+    calibration["tiny"]["profiles"]["cpu-1thread"]["by_framework"] = {"pytorch": own}
+    path.write_text(json.dumps(calibration))
+    result = run(pytester, "--algoperf-threads=1")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    recorded = only_run(pytester)
+    assert recorded["budget_sec"] == 4.0
+    assert (
+        recorded["calibration"]["max_allowed_runtime_sec"],
+        recorded["calibration"]["steps_in_budget"],
+    ) == (
+        4.0,
+        300,
+    )
 
 
 def test_auto_threads_are_the_cpu_profiles_so_its_budgets_apply(pytester: pytest.Pytester) -> None:

@@ -14,6 +14,12 @@ its ``profiles`` key holds what depends on speed, with the device it was measure
       }
     }
 
+Where the frameworks' step rates differ on that hardware, a profile's ``by_framework`` holds each
+framework's own budget by the same rule (its baseline reaches the target at about 3/4 of it), with its steps
+in the budget: ``"by_framework": {"pytorch": {"max_allowed_runtime_sec": 49.7, "steps_in_budget": 1153}}``.
+Its keys override the profile's for runs in that framework; the profile's own budget is the slowest
+framework's, and serves every framework that ``by_framework`` does not name.
+
 A profile's device is ``cpu`` with the CPU threads per process, or ``cuda`` with the GPU model (as
 ``nvidia-smi -L`` names it) and the number of GPUs one run trains on. A session's device matches a profile
 when all of these are equal; the CPU model is recorded (``machine``) but not matched, so a CPU profile serves
@@ -30,6 +36,9 @@ from typing import Any
 
 DEVICE_KEYS = ("device", "threads", "gpu", "gpus")
 BUDGET_KEYS = ("max_allowed_runtime_sec", "eval_period_time_sec")
+BY_FRAMEWORK = "by_framework"
+# What a framework may set for itself (a note says why an eval period was set by hand).
+FRAMEWORK_KEYS = ("max_allowed_runtime_sec", "eval_period_time_sec", "steps_in_budget", "eval_period_note")
 
 
 @dataclass(frozen=True)
@@ -92,9 +101,18 @@ class HardwareProfile:
     command: str = ""
     machine: str = ""
     derived_from: str | None = None  # set for a profile scaled from another by step rate
+    framework: str | None = None  # set when ``by_framework`` gave this framework its own budget
 
     @classmethod
-    def from_json(cls, name: str, values: Mapping[str, Any]) -> HardwareProfile:
+    def from_json(cls, name: str, values: Mapping[str, Any], framework: str | None = None) -> HardwareProfile:
+        """The profile ``name`` as ``values`` store it; for a run in ``framework``, with that framework's own
+        budget where ``by_framework`` has one."""
+        own = values.get(BY_FRAMEWORK, {}).get(framework) if framework else None
+        if own:
+            unknown = set(own) - set(FRAMEWORK_KEYS)
+            if unknown:
+                raise ValueError(f"{BY_FRAMEWORK}.{framework} sets {sorted(unknown)}; only {FRAMEWORK_KEYS}")
+            values = {**values, **own}
         steps = values.get("steps_in_budget")
         derived = values.get("derived")
         return cls(
@@ -106,6 +124,7 @@ class HardwareProfile:
             str(values.get("command", "")),
             str(values.get("machine", "")),
             str(derived["from"]) if isinstance(derived, Mapping) and "from" in derived else None,
+            framework if own else None,
         )
 
     def describe(self) -> str:
@@ -113,6 +132,8 @@ class HardwareProfile:
         details = [self.device.describe(), *([self.machine] if self.machine else [])]
         if self.derived_from:
             details.append(f"derived from {self.derived_from} by step rate")
+        if self.framework:
+            details.append(f"{self.framework}'s own budget")
         return f"{self.name} ({'; '.join(details)})"
 
 
