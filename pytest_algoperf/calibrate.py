@@ -17,7 +17,9 @@
    puts a floor under it); each rerun's time counts at its framework's fastest rerun's step rate, since a
    rerun slowed by another process on its CPU took as many steps, not as many seconds;
    step_hint stays the one the runs used (the schedules were sized by it, so the targets hold only with it);
-   the steps the fastest framework takes in the budget are recorded beside it, to revise it by hand.
+   the steps the fastest framework takes in the budget are recorded beside it, to revise it by hand. With
+   two frameworks, each also gets its own budget by the same rule, with its steps in it (``by_framework``:
+   on a CPU where one framework steps slower, one budget cannot put both baselines at 3/4 of it).
 4. The entry is written to the workload's ``calibration.json`` (or ``--output``) with this command, the
    machine and the date: the targets shared by all hardware, the budget, eval period and steps in the budget
    under the hardware profile of ``--device`` (``--profile``; default ``cpu-1thread``, ``cuda-nvidia-h200``

@@ -8,9 +8,9 @@ the same trajectory, the same evals and the same steps to target on any load, so
 exactly.
 
 The rule, from the workload's calibrated step rate ``rate = steps_in_budget / max_allowed_runtime_sec`` under
-the session's hardware profile (``steps_in_budget``: the steps the calibration's fastest framework took in
-that profile's budget; a workload without that record uses ``step_hint``, AlgoPerf's "steps the baseline can
-do in the budget"):
+the session's hardware profile (``steps_in_budget``: the steps the run's framework took in its own budget
+where the profile gives one, else the calibration's fastest framework's in the shared budget; a workload
+without that record uses ``step_hint``, AlgoPerf's "steps the baseline can do in the budget"):
 
     step_budget      = ceil(rate x max_allowed_runtime_sec x budget_factor)
     eval_every_steps = max(1, round(rate x eval_period_time_sec))
