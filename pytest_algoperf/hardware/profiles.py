@@ -16,7 +16,7 @@ its ``profiles`` key holds what depends on speed, with the device it was measure
 
 Where the frameworks' step rates differ on that hardware, a profile's ``by_framework`` holds each
 framework's own budget by the same rule (its baseline reaches the target at about 3/4 of it), with its steps
-in the budget: ``"by_framework": {"pytorch": {"max_allowed_runtime_sec": 49.7, "steps_in_budget": 1153}}``.
+in the budget: ``"by_framework": {"pytorch": {"max_allowed_runtime_sec": 49.7, "steps_in_budget": 1154}}``.
 Its keys override the profile's for runs in that framework; the profile's own budget is the slowest
 framework's, and serves every framework that ``by_framework`` does not name.
 
