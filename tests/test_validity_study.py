@@ -14,8 +14,9 @@ from scipy import stats
 from pytest_algoperf.registry import default_suite
 from pytest_algoperf.results import RunResult
 from pytest_algoperf.session import run_seed
-from pytest_algoperf.validity.__main__ import algoperf_board_workloads, main
+from pytest_algoperf.validity.__main__ import Session, _complete_runs, algoperf_board_workloads, main, parser
 from pytest_algoperf.validity.agreement import disagreements, kendall_tau
+from pytest_algoperf.validity.panel import member
 from pytest_algoperf.validity.resume import next_resume_folder, recorded_runs
 
 ALGOPERF = {"soap": 0.7784, "schedule_free_adamw": 0.7077, "nadamw": 0.5707}
@@ -219,3 +220,15 @@ def test_a_resumed_study_keeps_only_the_runs_its_seed_plans(tmp_path: Path) -> N
     _results(member / "resume-1", "nadamw", {"w2": 12.0}, seed=planned + 1)
     assert [r.workload for r in recorded_runs(member, session_seed=0)] == ["w1"]
     assert [r.workload for r in recorded_runs(member)] == ["w1", "w2"]
+
+
+def test_a_member_counts_as_complete_only_with_the_runs_this_study_plans(tmp_path: Path) -> None:
+    """Two runs of other workloads do not stand in for the one this study asks for."""
+    folder = tmp_path / "pytorch" / "nadamw"
+    _results(folder, "nadamw", {"w_other": 10.0}, seed=run_seed(0, "w_other", 0, 0))
+    _results(folder / "resume-1", "nadamw", {"w_else": 10.0}, seed=run_seed(0, "w_else", 0, 0))
+    session = Session(member("nadamw"), "pytorch", folder)
+    args = parser().parse_args(["--trials", "1"])
+    assert _complete_runs(session, args, ["w1"]) == 0
+    assert _complete_runs(session, args, ["w_other", "w1"]) == 1
+    assert _complete_runs(session, args, ["w_other", "w_else"]) == 2

@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("--trials, --studies and --parallel must be at least 1")
         if not args.score_only:
             expected = len(workloads) * args.trials * args.studies
-            to_run = [s for s in sessions if _complete_runs(s, args.seed) < expected]
+            to_run = [s for s in sessions if _complete_runs(s, args, workloads) < expected]
             for s in sessions:
                 if s not in to_run:
                     print(f"kept: {s.member.submission} ({s.framework}), {s.folder}")
@@ -134,7 +134,7 @@ def _run_sessions(sessions: list[Session], args: argparse.Namespace, workloads: 
             done += 1
             elapsed = time.monotonic() - started
             name = f"{session.member.submission} ({session.framework})"
-            recorded = _complete_runs(session, args.seed)
+            recorded = _complete_runs(session, args, workloads)
             print(f"done: {name} in {elapsed:.0f} s, {recorded} runs recorded", flush=True)
 
 
@@ -177,9 +177,12 @@ def _start(
     return process, log_path
 
 
-def _complete_runs(session: Session, session_seed: int) -> int:
+def _complete_runs(session: Session, args: argparse.Namespace, workloads: list[str]) -> int:
+    """The planned runs the member's folder records: runs of other workloads, studies or trials (an earlier
+    study in the same folder) do not make this one complete."""
+    planned = {(w, s, t) for w in workloads for s in range(args.studies) for t in range(args.trials)}
     try:
-        return len(session.runs(session_seed))
+        return len(planned.intersection(run_key(run) for run in session.runs(args.seed)))
     except ResultsFileError:
         return 0
 
