@@ -22,6 +22,7 @@ from pytest_algoperf.hardware.profiles import (
 )
 from pytest_algoperf.hardware.selection import describe_calibration_device, resolve_profiles
 from pytest_algoperf.results import RunResult
+from pytest_algoperf.validity.__main__ import algoperf_board_workloads
 
 H100 = "NVIDIA H100 80GB HBM3"
 PROFILES = {
@@ -204,6 +205,24 @@ def test_every_built_in_budget_is_in_the_cpu_profile_with_its_command_or_a_note(
                     f"{path}: {name} says not where it came from"
                 )
     assert budgets == 11  # the 9 mini workloads and cifar, and mnist's two data sources
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "jax"])
+def test_each_scored_workloads_eval_period_is_at_most_4_percent_of_its_frameworks_budget(
+    framework: str,
+) -> None:
+    # VALIDITY.md, rule 3: coarser evals cluster times to target at eval points and blur the ranking.
+    too_coarse = {}
+    for name in algoperf_board_workloads():
+        calibration = load_calibration(
+            TESTS_DIR.parent / "workloads" / name / "calibration.json", name, framework=framework
+        )
+        share = calibration.eval_period_time_sec / calibration.max_allowed_runtime_sec
+        if share > 0.04:
+            too_coarse[name] = (
+                f"{calibration.eval_period_time_sec} s of {calibration.max_allowed_runtime_sec} s"
+            )
+    assert not too_coarse
 
 
 # ---- a session picks its profile ------------------------------------------------------------------------
