@@ -6,7 +6,8 @@
 1. Sweep: for each ``--submission``, ``--trials`` points of its search space (a list: its first points, the
    tuned default first; ranges: Halton points) train in the first framework with seed 0 for ``--budget-sec``
    or ``--max-steps``, without stopping at a target; the (submission, point) with the best validation value
-   wins (the first on ties).
+   wins (the first on ties). Every run schedules over 3/4 of the entry's step_hint, as AlgoPerf's
+   target-setting runs do (``--max-steps`` is that many steps, normally).
 2. Reruns: the winner trains again with ``--seeds`` seeds in every framework (its sweep run is the rerun
    with seed 0 in the first framework).
 3. Validation target = median of the reruns' best validation values (``--target-quantile`` changes the
@@ -14,10 +15,11 @@
    the worst of the best test values among the reruns that met it; budget = 4/3 of the slowest
    framework's median time to that target, so the baseline meets it at about 3/4 of the budget
    (``--budget-quantile 1`` takes each framework's slowest rerun instead of the median; ``--min-budget-sec``
-   puts a floor under it); each rerun's time counts at its framework's fastest rerun's step rate, since a
-   rerun slowed by another process on its CPU took as many steps, not as many seconds;
-   step_hint stays the one the runs used (the schedules were sized by it, so the targets hold only with it);
-   the steps the fastest framework takes in the budget are recorded beside it, to revise it by hand. With
+   puts a floor under it), and at least the time of step_hint steps, so that a submission's schedule fits
+   (AlgoPerf's step_hint is the steps the baseline can take in the budget); each rerun's time counts at its
+   framework's fastest rerun's step rate, since a rerun slowed by another process on its CPU took as many
+   steps, not as many seconds; step_hint stays the entry's (the target-setting schedules were sized by it,
+   so the targets hold only with it); the steps the fastest framework takes in the budget are recorded. With
    two frameworks, each also gets its own budget by the same rule, with its steps in it (``by_framework``:
    on a CPU where one framework steps slower, one budget cannot put both baselines at 3/4 of it).
 4. The entry is written to the workload's ``calibration.json`` (or ``--output``) with this command, the
@@ -57,9 +59,7 @@ import numpy as np
 from pytest_algoperf.calibration import (
     BUDGET_KEYS,
     CalibratedWorkload,
-    CalibrationError,
     calibrated_entry,
-    load_calibration,
     profile_record,
     read_calibration_file,
     target_setter,
@@ -103,13 +103,8 @@ def train_without_target(
     seed: int,
     args: argparse.Namespace,
 ) -> Trial:
-    """One run over the whole budget or step count: the targets are set out of reach so nothing stops it."""
-    unreachable = math.inf if workload.target_metric_higher_is_better else -math.inf
-    try:
-        calibration = workload.calibration
-    except CalibrationError:  # a new variant: no targets yet, and it needs none to train (its base's budget)
-        calibration = load_calibration(workload.calibration_file, workload.base_name)
-    workload.calibration = replace(calibration, validation_target=unreachable, test_target=unreachable)
+    """One run over the whole budget or step count, with the targets out of reach so nothing stops it and the
+    schedule AlgoPerf's target-setting runs use, 3/4 of step_hint (``target_setting_steps``)."""
     submission = load_submission(resolve_submission(submission_name, framework, Path.cwd()))
     result = RunResult("calibration", submission.name, framework, workload.name, seed)
     settings = RunSettings(
@@ -122,7 +117,8 @@ def train_without_target(
         step_budget=args.max_steps,
         device=args.device,
     )
-    run_benchmark(workload, submission, get_adapter(framework), settings, result)
+    with workload.target_setting_run():
+        run_benchmark(workload, submission, get_adapter(framework), settings, result)
     better = max if workload.target_metric_higher_is_better else min
     metric = workload.target_metric_name
     return Trial(
@@ -219,7 +215,7 @@ def budget_for_targets(
             f"calibrate: no {', '.join(short)} rerun reached the committed validation target {target} on "
             f"{args.device}; give the runs more --max-steps (or --budget-sec)"
         )
-    budget, by_framework = _budget(args, reruns, met, target, higher)
+    budget, by_framework = _budget(args, reruns, met, target, higher, workload.step_hint)
     return {
         "max_allowed_runtime_sec": budget,
         **({BY_FRAMEWORK: by_framework} if by_framework else {}),
@@ -238,12 +234,19 @@ def budget_for_targets(
 
 
 def _budget(
-    args: argparse.Namespace, reruns: list[Trial], met: list[Trial], target: float, higher: bool
+    args: argparse.Namespace,
+    reruns: list[Trial],
+    met: list[Trial],
+    target: float,
+    higher: bool,
+    step_hint: int,
 ) -> tuple[float, dict[str, dict[str, Any]]]:
     """The budget by AlgoPerf's rule, the baseline reaching ``target`` at about 3/4 of it: per framework, 4/3
     of its --budget-quantile time to ``target`` among its reruns that ``met`` it, floored by
-    --min-budget-sec. Returns the slowest framework's budget, which every framework shares unless it has its
-    own, and, with two frameworks or more, each one's own budget and steps in it (``by_framework``).
+    --min-budget-sec, and at least the time ``step_hint`` steps take (AlgoPerf's step_hint is the steps the
+    baseline can take in the budget: a rerun that met the target early must not cut the schedules submissions
+    size by it). Returns the slowest framework's budget, which every framework shares unless it has its own,
+    and, with two frameworks or more, each one's own budget and steps in it (``by_framework``).
 
     A rerun's time counts at its framework's fastest rerun's step rate: a rerun that shared its CPU with
     another process took as many steps to the target as a quiet one, but more seconds, and the slowest rerun
@@ -257,7 +260,10 @@ def _budget(
 
     def own_budget(framework: str) -> float:
         times = [quiet_time(t) for t in met if t.framework == framework]
-        return round(max(float(np.quantile(times, args.budget_quantile)) * 4 / 3, args.min_budget_sec), 2)
+        by_target = round(
+            max(float(np.quantile(times, args.budget_quantile)) * 4 / 3, args.min_budget_sec), 2
+        )
+        return max(by_target, math.ceil(step_hint / fastest[framework] * 100) / 100)
 
     own = {f: own_budget(f) for f in sorted(fastest)}
     by_framework = {
@@ -283,7 +289,7 @@ def targets_from_reruns(
         if (t.best_validation >= validation_target if higher else t.best_validation <= validation_target)
     ]
     test_target = min(t.best_test for t in met) if higher else max(t.best_test for t in met)
-    budget, by_framework = _budget(args, reruns, met, validation_target, higher)
+    budget, by_framework = _budget(args, reruns, met, validation_target, higher, workload.step_hint)
     return {
         "validation_target": _round_leniently(validation_target, higher),
         "test_target": _round_leniently(test_target, higher),

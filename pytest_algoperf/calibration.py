@@ -5,6 +5,10 @@ rerun it. Targets and ``step_hint`` sit in the entry and are shared by all hardw
 and calibrated step rate sit in one of its hardware profiles (``pytest_algoperf.hardware.profiles``).
 ``CalibratedWorkload`` serves the workload properties from such an entry under its active profile.
 
+``step_hint`` is AlgoPerf's: the steps the baseline can take in the budget. The targets were set by runs
+that schedule over 3/4 of it (``target_setting_steps``), as AlgoPerf's target-setting baselines do, so a
+submission's step_hint-long schedule is 4/3 of the one the targets were set with.
+
 A variant (ALGOPERF.md section 6) has an entry of its own in its base workload's file with its own validation
 and test targets only: its budget, eval period and step_hint are its base workload's.
 
@@ -15,8 +19,11 @@ whatever the hardware, as they did.
 from __future__ import annotations
 
 import json
+import math
 import statistics
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -29,6 +36,9 @@ TARGET_KEYS = ("validation_target", "test_target")
 BUDGET_KEYS = ("max_allowed_runtime_sec", "eval_period_time_sec", "step_hint")
 REQUIRED_KEYS = TARGET_KEYS + BUDGET_KEYS
 PROFILES = "profiles"
+# AlgoPerf's target-setting baselines schedule over this share of step_hint (``workload.step_hint * 0.75``
+# in its prize-qualification target-setting submissions); its scored baselines, over the whole step_hint.
+TARGET_SETTING_SHARE = 0.75
 
 
 class CalibrationError(ValueError):
@@ -49,6 +59,11 @@ class Calibration:
     # The standard deviation of the calibration reruns' best validation values: how far one run of the
     # baseline falls from the (median) target by its seed alone. None with fewer than two reruns.
     seed_std: float | None = None
+
+
+def target_setting_steps(step_hint: int) -> int:
+    """The schedule length of a run that sets targets: AlgoPerf's 3/4 of ``step_hint``."""
+    return round(TARGET_SETTING_SHARE * step_hint)
 
 
 def seed_std(values: dict[str, Any]) -> float | None:
@@ -225,6 +240,27 @@ class CalibratedWorkload(Workload):
         return load_calibration(
             self.calibration_file, entry, base_entry, self._hardware_profile, self._budget_framework
         )
+
+    @contextmanager
+    def target_setting_run(self) -> Iterator[None]:
+        """For one run that sets targets: the targets out of reach, so nothing stops it, and step_hint the
+        target-setting schedule's (``target_setting_steps``). Afterwards step_hint is back; the targets stay
+        out of reach (a workload being calibrated has none yet)."""
+        try:
+            calibration = self.calibration
+        except CalibrationError:  # a new variant: no targets yet; it trains in its base's budget
+            calibration = load_calibration(self.calibration_file, self.base_name)
+        unreachable = math.inf if self.target_metric_higher_is_better else -math.inf
+        self.calibration = replace(
+            calibration,
+            validation_target=unreachable,
+            test_target=unreachable,
+            step_hint=target_setting_steps(calibration.step_hint),
+        )
+        try:
+            yield
+        finally:
+            self.calibration = replace(self.calibration, step_hint=calibration.step_hint)
 
     @property
     def validation_target_value(self) -> float:

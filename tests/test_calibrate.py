@@ -15,7 +15,7 @@ from tiny import TinyWorkload, load_tiny_submission, tiny_hyperparameters
 
 from pytest_algoperf import calibrate
 from pytest_algoperf.calibrate import Trial, targets_from_reruns
-from pytest_algoperf.calibration import load_calibration
+from pytest_algoperf.calibration import CalibratedWorkload, load_calibration
 from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.loop import RunSettings, run_benchmark
 from pytest_algoperf.results import RunResult
@@ -102,6 +102,37 @@ def test_a_rerun_slowed_by_another_process_counts_its_steps_not_its_seconds() ->
     args.target_quantile = 0.5
     values = targets_from_reruns(args, TinyWorkload(), slowed, [slowed], [fast_but_short, slowed])
     assert values["validation_target"] == 0.7 and values["max_allowed_runtime_sec"] == pytest.approx(4.0)
+
+
+def test_the_budget_holds_step_hint_steps_where_the_reruns_met_the_target_early() -> None:
+    """AlgoPerf's step_hint is the steps the baseline can take in the budget. A rerun that met the target
+    after 1 s (100 steps at 100 steps/s) would make 4/3 s; the budget holds TinyWorkload's 200 steps instead,
+    so a submission's step_hint-long schedule is not cut."""
+    early = Trial("adamw", "pytorch", {}, 0, 0.9, 0.9, 100.0, [(1.0, 0.9)])
+    args = SimpleNamespace(
+        target_quantile=0.0, budget_quantile=1.0, min_budget_sec=0.0, eval_period_sec=0.5, argv=[]
+    )
+    values = targets_from_reruns(args, TinyWorkload(), early, [early], [early])
+    assert values["max_allowed_runtime_sec"] == pytest.approx(2.0)
+    assert values["measured"]["steps_in_budget"] == TinyWorkload.step_hint
+
+
+def test_a_target_setting_run_schedules_over_3_4_of_step_hint_and_then_step_hint_is_back(
+    tmp_path: Path,
+) -> None:
+    """AlgoPerf's target-setting baselines schedule over 0.75 x step_hint, its scored ones over step_hint."""
+    path = tmp_path / "calibration.json"
+    budget = {"max_allowed_runtime_sec": 5.0, "eval_period_time_sec": 0.0, "step_hint": 400}
+    path.write_text(json.dumps({"tiny": {"validation_target": 0.9, "test_target": 0.85, **budget}}))
+
+    class CalibratedTiny(CalibratedWorkload, TinyWorkload):
+        calibration_file = path
+
+    workload = CalibratedTiny()
+    with workload.target_setting_run():
+        during = (workload.step_hint, workload.validation_target_value)
+    assert during == (300, math.inf)  # nothing stops the run, and its schedule is the target-setting one
+    assert workload.step_hint == 400
 
 
 def test_a_rerun_that_falls_short_of_the_median_is_recorded_with_no_time_to_target() -> None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from tiny import ONE_THREAD, QUIET_PLUGINS
 
+from algoperf_submissions.baseline import target_setter
 from algoperf_submissions.baseline.target_setter import delegate
 from pytest_algoperf.submission import load_submission, resolve_submission
 
@@ -41,6 +43,23 @@ def test_each_workload_gets_the_submission_and_point_that_set_its_targets(
     assert module.__name__.endswith(f"adamw.{framework}") and point.learning_rate == 0.001
     module, point = delegate(calibrated(tmp_path, {}), framework)
     assert module.__name__.endswith(f"adamw.{framework}") and point.learning_rate == 0.002
+
+
+def test_it_sizes_its_schedule_as_the_target_setting_runs_did_3_4_of_step_hint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """So it meets a target where the runs that set it did, at about 3/4 of the budget (AlgoPerf's
+    target-setting submissions schedule over 0.75 x step_hint)."""
+    seen = {}
+
+    def init_optimizer_state(workload: Any, *args: Any) -> None:
+        seen.update(step_hint=workload.step_hint, name=workload.name)
+
+    setter = SimpleNamespace(init_optimizer_state=init_optimizer_state)
+    monkeypatch.setattr(target_setter, "delegate", lambda workload, framework: (setter, None))
+    init, _ = target_setter.delegating_functions("pytorch")
+    init(SimpleNamespace(step_hint=1333, name="ogbg_mini"), None, None, None, None)
+    assert seen == {"step_hint": 1000, "name": "ogbg_mini"}  # the rest of the workload is the workload's
 
 
 def test_it_is_a_valid_built_in_submission_with_the_baselines_batch_sizes() -> None:

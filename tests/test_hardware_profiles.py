@@ -225,6 +225,22 @@ def test_each_scored_workloads_eval_period_is_at_most_4_percent_of_its_framework
     assert not too_coarse
 
 
+@pytest.mark.parametrize("framework", ["pytorch", "jax"])
+def test_each_scored_workloads_budget_holds_its_step_hint_in_both_frameworks(framework: str) -> None:
+    # AlgoPerf's step_hint is the steps the baseline can take in the budget (VALIDITY.md, rule 2): a budget
+    # that holds fewer cuts every schedule sized by step_hint before its end.
+    short = {}
+    for name in algoperf_board_workloads():
+        calibration = load_calibration(
+            TESTS_DIR.parent / "workloads" / name / "calibration.json", name, framework=framework
+        )
+        if calibration.steps_in_budget is None or calibration.steps_in_budget < calibration.step_hint:
+            short[name] = (
+                f"{calibration.steps_in_budget} steps in the budget, step_hint {calibration.step_hint}"
+            )
+    assert not short
+
+
 # ---- a session picks its profile ------------------------------------------------------------------------
 
 CALIBRATED_TINY = """\
