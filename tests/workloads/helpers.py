@@ -201,7 +201,9 @@ def assert_metrics_finite(metrics: Mapping[str, float], names: Iterable[str]) ->
 # Validation and test metrics as the eval code before issue 17 (faster evals: eval batch sizes, numpy
 # metrics) computed them in the tests that call ``assert_eval_unchanged``, keyed by test id. Recorded by
 # running those tests on that code with ALGOPERF_RECORD_EVAL_GOLDENS=<file> (the helper writes instead of
-# comparing); the targets were calibrated with that code, so a change here changes what they mean.
+# comparing); the targets were calibrated with that code, so a change here changes what they mean. The
+# two-step training tests' keys were recorded again (2026-12-06) when the step hints grew by 4/3: their
+# second step's warmup learning rate changed with step_hint, the eval code did not.
 EVAL_GOLDENS = Path(__file__).with_name("eval_goldens.json")
 RECORD_EVAL_GOLDENS = "ALGOPERF_RECORD_EVAL_GOLDENS"
 

@@ -1,0 +1,128 @@
+"""How a search space's points rank as the schedule grows: each point trains one workload by steps over
+schedules of several lengths, without a target, and its best validation value is compared at each length.
+
+    python -m pytest_algoperf.validity.horizon --workload ogbg_mini --points nadamw:0,1,3,4 \\
+        --points nadamw_cyclic:3,4 --steps 1000,4000 --seeds 0 --output horizon.jsonl
+
+A point's schedule is the whole run (``step_hint`` is set to the run's length), with 20 evaluations. The
+points of a panel member come from the search space the validity study gives it. Every finished run is
+appended to ``--output`` (JSON lines) and a rerun of the command skips it, so a long comparison resumes.
+Why it matters: AlgoPerf tuned its published points on schedules of 10,000-196,000 steps; a point that wins
+on a short schedule may lose on a long one (VALIDITY.md, "How long a schedule is").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from pytest_algoperf.calibrate import find_entry
+from pytest_algoperf.frameworks import get_adapter
+from pytest_algoperf.loop import RunSettings, run_benchmark
+from pytest_algoperf.results import RunResult
+from pytest_algoperf.score.search_space import load_search_space
+from pytest_algoperf.score.tuning import as_hyperparameters
+from pytest_algoperf.submission import load_submission, resolve_submission
+from pytest_algoperf.validity.panel import PANEL
+
+EVALS_PER_RUN = 20
+
+
+def member_points(spec: str, framework: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """``submission:i,j`` as (submission, label, point) for those indices of its search space (the panel's
+    for a panel member, else its own)."""
+    submission, _, indices = spec.partition(":")
+    paths = {m.submission: m.search_space for m in PANEL if m.search_space is not None}
+    path = paths.get(submission) or resolve_submission(submission, framework, Path.cwd()).search_space_path
+    points = load_search_space(path).fixed_points
+    if not points:
+        raise SystemExit(f"horizon: {submission}'s search space is not a list of points")
+    chosen = [int(i) for i in indices.split(",")] if indices else range(len(points))
+    return [(submission, f"{submission}[{i}]", dict(points[i])) for i in chosen]
+
+
+def train_by_steps(
+    workload_name: str, framework: str, submission_name: str, point: dict[str, Any], steps: int, seed: int
+) -> list[tuple[int, float]]:
+    """One run of ``steps`` steps over a schedule of the same length; its (step, validation value) curve."""
+    workload = find_entry(workload_name).create(framework, None, "cpu")
+    unreachable = math.inf if workload.target_metric_higher_is_better else -math.inf
+    workload.calibration = replace(
+        workload.calibration, step_hint=steps, validation_target=unreachable, test_target=unreachable
+    )
+    submission = load_submission(resolve_submission(submission_name, framework, Path.cwd()))
+    result = RunResult("horizon", submission.name, framework, workload.name, seed)
+    settings = RunSettings(
+        seed,
+        as_hyperparameters(point),
+        budget_sec=math.inf,
+        eval_every_steps=max(steps // EVALS_PER_RUN, 1),
+        threads=1,
+        step_budget=steps,
+    )
+    run_benchmark(workload, submission, get_adapter(framework), settings, result)
+    metric = f"validation/{workload.target_metric_name}"
+    return [(e.global_step, e.metrics[metric]) for e in result.evals]
+
+
+def best_value(curve: list[tuple[int, float]], higher_is_better: bool) -> float:
+    return (max if higher_is_better else min)(value for _, value in curve)
+
+
+def table(records: list[dict[str, Any]], higher_is_better: bool) -> list[str]:
+    """Best validation value per point (rows) and schedule length (columns), with each column's rank."""
+    steps = sorted({r["steps"] for r in records})
+    labels = list(dict.fromkeys(r["label"] for r in records))
+    best: dict[tuple[str, int], list[float]] = {}
+    for r in records:
+        best.setdefault((r["label"], r["steps"]), []).append(best_value(r["curve"], higher_is_better))
+    mean = {key: sum(values) / len(values) for key, values in best.items()}
+    lines = ["| point | " + " | ".join(f"{s} steps" for s in steps) + " |"]
+    lines.append("|---" * (len(steps) + 1) + "|")
+    for label in labels:
+        cells = []
+        for s in steps:
+            column = sorted((v for (lb, st), v in mean.items() if st == s), reverse=higher_is_better)
+            value = mean.get((label, s))
+            cells.append("-" if value is None else f"{value:.4f} ({column.index(value) + 1})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pytest_algoperf.validity.horizon", description=__doc__)
+    parser.add_argument("--workload", required=True)
+    parser.add_argument("--framework", default="pytorch")
+    parser.add_argument("--points", action="append", required=True, help="submission:i,j (repeatable)")
+    parser.add_argument("--steps", required=True, help="comma list of schedule lengths")
+    parser.add_argument("--seeds", default="0", help="comma list")
+    parser.add_argument("--output", type=Path, required=True, help="JSON lines, appended and resumed")
+    args = parser.parse_args(argv)
+    configs = [c for spec in args.points for c in member_points(spec, args.framework)]
+    higher = find_entry(args.workload).create(args.framework, None, "cpu").target_metric_higher_is_better
+    done = []
+    if args.output.exists():
+        done = [json.loads(line) for line in args.output.read_text().splitlines() if line.strip()]
+    finished = {(r["label"], r["steps"], r["seed"]) for r in done}
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for steps in (int(s) for s in args.steps.split(",")):
+            for submission, label, point in configs:
+                if (label, steps, seed) in finished:
+                    continue
+                curve = train_by_steps(args.workload, args.framework, submission, point, steps, seed)
+                record = {"label": label, "steps": steps, "seed": seed, "curve": curve}
+                with args.output.open("a") as out:
+                    out.write(json.dumps(record) + "\n")
+                done.append(record)
+                print(f"{label} {steps} steps seed {seed}: best {best_value(curve, higher):.4f}", flush=True)
+    wanted = {label for _, label, _ in configs}
+    print("\n".join(table([r for r in done if r["label"] in wanted], higher)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

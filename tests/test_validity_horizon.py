@@ -1,0 +1,53 @@
+"""The schedule-length comparison (``python -m pytest_algoperf.validity.horizon``): each point trains by steps
+over schedules of each length, the runs are kept as JSON lines and resumed, and the table ranks the points
+per length."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_algoperf.validity import horizon
+
+
+def test_each_point_trains_each_schedule_length_and_a_rerun_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "horizon.jsonl"
+    argv = ["--workload", "mnist", "--points", "adamw:0,1", "--steps", "10,20", "--output", str(output)]
+    assert horizon.main(argv) == 0
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [(r["label"], r["steps"]) for r in records] == [
+        ("adamw[0]", 10), ("adamw[1]", 10), ("adamw[0]", 20), ("adamw[1]", 20),
+    ]  # fmt: skip
+    assert all(r["curve"][-1][0] == r["steps"] for r in records)  # each run ends with its schedule
+    table = capsys.readouterr().out.splitlines()[-4:]
+    assert table[0] == "| point | 10 steps | 20 steps |"
+
+    def must_not_train(*args: object) -> list:
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(horizon, "train_by_steps", must_not_train)
+    assert horizon.main(argv) == 0
+
+
+def test_the_table_ranks_points_per_schedule_length_by_the_metrics_direction() -> None:
+    records = [
+        {"label": "short_winner", "steps": 100, "curve": [[100, 0.40]]},
+        {"label": "long_winner", "steps": 100, "curve": [[100, 0.45]]},
+        {"label": "short_winner", "steps": 800, "curve": [[800, 0.38]]},
+        {"label": "long_winner", "steps": 800, "curve": [[800, 0.35]]},
+    ]
+    lines = horizon.table(records, higher_is_better=False)  # a loss: lower ranks first
+    assert lines[2:] == [
+        "| short_winner | 0.4000 (1) | 0.3800 (2) |",
+        "| long_winner | 0.4500 (2) | 0.3500 (1) |",
+    ]
+
+
+def test_a_panel_member_brings_the_search_space_the_study_gives_it() -> None:
+    # nadamw's panel points are AlgoPerf v0.5's five, not the built-in nadamw's own list.
+    points = horizon.member_points("nadamw:3", "pytorch")
+    assert points[0][1] == "nadamw[3]" and points[0][2]["beta2"] == pytest.approx(0.6291854735396584)
