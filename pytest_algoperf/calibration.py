@@ -242,10 +242,10 @@ class CalibratedWorkload(Workload):
         )
 
     @contextmanager
-    def target_setting_run(self) -> Iterator[None]:
-        """For one run that sets targets: the targets out of reach, so nothing stops it, and step_hint the
-        target-setting schedule's (``target_setting_steps``). Afterwards step_hint is back; the targets stay
-        out of reach (a workload being calibrated has none yet)."""
+    def without_target(self, step_hint: int | None = None) -> Iterator[None]:
+        """For one run that no target stops (calibrate's, ``validity.horizon``'s): the targets out of reach
+        and step_hint ``step_hint``, by default the target-setting schedule's (``target_setting_steps``).
+        Afterwards step_hint is back; the targets stay out of reach (a workload being calibrated has none)."""
         try:
             calibration = self.calibration
         except CalibrationError:  # a new variant: no targets yet; it trains in its base's budget
@@ -255,7 +255,7 @@ class CalibratedWorkload(Workload):
             calibration,
             validation_target=unreachable,
             test_target=unreachable,
-            step_hint=target_setting_steps(calibration.step_hint),
+            step_hint=step_hint or target_setting_steps(calibration.step_hint),
         )
         try:
             yield

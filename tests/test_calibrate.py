@@ -117,7 +117,7 @@ def test_the_budget_holds_step_hint_steps_where_the_reruns_met_the_target_early(
     assert values["measured"]["steps_in_budget"] == TinyWorkload.step_hint
 
 
-def test_a_target_setting_run_schedules_over_3_4_of_step_hint_and_then_step_hint_is_back(
+def test_a_calibration_run_schedules_over_3_4_of_step_hint_and_then_step_hint_is_back(
     tmp_path: Path,
 ) -> None:
     """AlgoPerf's target-setting baselines schedule over 0.75 x step_hint, its scored ones over step_hint."""
@@ -129,7 +129,7 @@ def test_a_target_setting_run_schedules_over_3_4_of_step_hint_and_then_step_hint
         calibration_file = path
 
     workload = CalibratedTiny()
-    with workload.target_setting_run():
+    with workload.without_target():
         during = (workload.step_hint, workload.validation_target_value)
     assert during == (300, math.inf)  # nothing stops the run, and its schedule is the target-setting one
     assert workload.step_hint == 400

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +49,6 @@ def train_by_steps(
 ) -> list[tuple[int, float]]:
     """One run of ``steps`` steps over a schedule of the same length; its (step, validation value) curve."""
     workload = find_entry(workload_name).create(framework, None, "cpu")
-    unreachable = math.inf if workload.target_metric_higher_is_better else -math.inf
-    workload.calibration = replace(
-        workload.calibration, step_hint=steps, validation_target=unreachable, test_target=unreachable
-    )
     submission = load_submission(resolve_submission(submission_name, framework, Path.cwd()))
     result = RunResult("horizon", submission.name, framework, workload.name, seed)
     settings = RunSettings(
@@ -64,7 +59,8 @@ def train_by_steps(
         threads=1,
         step_budget=steps,
     )
-    run_benchmark(workload, submission, get_adapter(framework), settings, result)
+    with workload.without_target(step_hint=steps):
+        run_benchmark(workload, submission, get_adapter(framework), settings, result)
     metric = f"validation/{workload.target_metric_name}"
     return [(e.global_step, e.metrics[metric]) for e in result.evals]
 
@@ -86,7 +82,7 @@ def table(records: list[dict[str, Any]], higher_is_better: bool) -> list[str]:
     for label in labels:
         cells = []
         for s in steps:
-            column = sorted((v for (lb, st), v in mean.items() if st == s), reverse=higher_is_better)
+            column = sorted((v for (_, length), v in mean.items() if length == s), reverse=higher_is_better)
             value = mean.get((label, s))
             cells.append("-" if value is None else f"{value:.4f} ({column.index(value) + 1})")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
