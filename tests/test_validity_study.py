@@ -149,11 +149,12 @@ def _leaves(params: object) -> list:
 
 
 def test_the_study_runs_each_member_in_its_own_session_keeps_finished_ones_and_resumes_run_by_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # an --output relative to here, as a user types it: sessions run elsewhere
     argv = [
         "--output",
-        str(tmp_path),
+        "study",
         "--framework",
         "pytorch",
         "--submissions",
@@ -174,27 +175,29 @@ def test_the_study_runs_each_member_in_its_own_session_keeps_finished_ones_and_r
     assert (
         "[2/2]" in printed and "done: nadamw (pytorch)" in printed and "Kendall's tau over the 2" in printed
     )
-    runs = json.loads((tmp_path / "pytorch" / "nadamw" / "results.json").read_text())["runs"]
+    runs = json.loads((tmp_path / "study" / "pytorch" / "nadamw" / "results.json").read_text())["runs"]
     assert [(r["workload"], r["hyperparameters"]["learning_rate"]) for r in runs] == [
         ("mnist", pytest.approx(0.001308209823469072))  # the first of AlgoPerf's baseline points, not ours
     ]
-    assert "--algoperf-tuning-search-space=" in (tmp_path / "pytorch" / "nadamw" / "session.log").read_text()
+    member = tmp_path / "study" / "pytorch" / "nadamw"
+    assert "--algoperf-tuning-search-space=" in (member / "session.log").read_text()
     assert main(argv) == 0
     assert capsys.readouterr().out.count("kept: ") == 2
 
     # Asked for a second trial, each member trains only that one, beside the first, which stays as it was.
-    first = (tmp_path / "pytorch" / "nadamw" / "results.json").read_text()
+    first = (tmp_path / "study" / "pytorch" / "nadamw" / "results.json").read_text()
     two_trials = list(argv)
     two_trials[two_trials.index("--trials") + 1] = "2"
     assert main(two_trials) == 0
-    member = tmp_path / "pytorch" / "nadamw"
+    member = tmp_path / "study" / "pytorch" / "nadamw"
     assert (member / "results.json").read_text() == first
     resumed = json.loads((member / "resume-1" / "results.json").read_text())["runs"]
     assert [(r["trial"], r["hyperparameters"]["learning_rate"]) for r in resumed] == [
         (1, pytest.approx(0.0008445074561975979))  # the second of AlgoPerf's baseline points
     ]
     assert "1 deselected" in (member / "resume-1" / "session.log").read_text()
-    assert "done: nadamw (pytorch)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "done: nadamw (pytorch)" in printed and "warning" not in printed
 
 
 def test_a_member_is_its_first_session_and_its_resumed_ones_each_run_counted_once(tmp_path: Path) -> None:

@@ -136,6 +136,14 @@ def _run_sessions(sessions: list[Session], args: argparse.Namespace, workloads: 
             name = f"{session.member.submission} ({session.framework})"
             recorded = _complete_runs(session, args, workloads)
             print(f"done: {name} in {elapsed:.0f} s, {recorded} runs recorded", flush=True)
+            planned = len(workloads) * args.trials * args.studies
+            if recorded < planned:
+                print(
+                    f"warning: {name} records {recorded} of the {planned} runs this study plans; its session "
+                    f"stopped early (exit status {process.returncode}), see {session.folder}; rerun the same "
+                    "command to train the missing ones",
+                    flush=True,
+                )
 
 
 def _start(
@@ -161,7 +169,8 @@ def _start(
     if recorded:
         listed = folder / "recorded.json"
         listed.write_text(json.dumps(recorded) + "\n")
-        command += ["-p", "pytest_algoperf.validity.resume", f"--validity-recorded={listed}"]
+        # Resolved: the session runs in its own folder, so a path relative to ours would not be found.
+        command += ["-p", "pytest_algoperf.validity.resume", f"--validity-recorded={listed.resolve()}"]
     if session.member.search_space is not None:
         command.append(f"--algoperf-tuning-search-space={session.member.search_space}")
     log_path = folder / "session.log"
