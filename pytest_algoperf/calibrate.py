@@ -47,14 +47,10 @@ import argparse
 import functools
 import json
 import math
-import shlex
 import sys
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from pytest_algoperf.calibration import (
     BUDGET_KEYS,
@@ -66,12 +62,12 @@ from pytest_algoperf.calibration import (
     with_profile,
 )
 from pytest_algoperf.calibration_progress import Counter, Progress, Trial, say
+from pytest_algoperf.calibration_rule import budget_for_targets, targets_from_reruns
 from pytest_algoperf.frameworks import get_adapter
-from pytest_algoperf.hardware.profiles import BY_FRAMEWORK, DeviceDescription
+from pytest_algoperf.hardware.profiles import DeviceDescription
 from pytest_algoperf.hardware.selection import describe_calibration_device
 from pytest_algoperf.loop import RunSettings, run_benchmark
 from pytest_algoperf.registry import WorkloadEntry, builtin_entries
-from pytest_algoperf.reporting.environment import machine_info
 from pytest_algoperf.results import RunResult
 from pytest_algoperf.score.search_space import load_search_space
 from pytest_algoperf.score.tuning import as_hyperparameters
@@ -201,139 +197,6 @@ def committed_point(workload: CalibratedWorkload) -> tuple[str, dict[str, Any]]:
             "calibrated point (measured.point): calibrate its targets first, without --keep-targets"
         )
     return setter
-
-
-def budget_for_targets(
-    args: argparse.Namespace, workload: CalibratedWorkload, winner: Trial, reruns: list[Trial], target: float
-) -> dict[str, Any]:
-    """A hardware profile's budget against the committed target: step 3's rule on the reruns that met it."""
-    higher = workload.target_metric_higher_is_better
-    met = [t for t in reruns if math.isfinite(t.time_to(target, higher))]
-    short = sorted({t.framework for t in reruns} - {t.framework for t in met})
-    if short:
-        raise SystemExit(
-            f"calibrate: no {', '.join(short)} rerun reached the committed validation target {target} on "
-            f"{args.device}; give the runs more --max-steps (or --budget-sec)"
-        )
-    budget, by_framework = _budget(args, reruns, met, target, higher, workload.step_hint)
-    return {
-        "max_allowed_runtime_sec": budget,
-        **({BY_FRAMEWORK: by_framework} if by_framework else {}),
-        "eval_period_time_sec": args.eval_period_sec,
-        "command": "python -m pytest_algoperf.calibrate " + shlex.join(args.argv),
-        "measured": {
-            "steps_in_budget": int(max(t.steps_per_sec for t in met) * budget),
-            "date": datetime.now(UTC).date().isoformat(),
-            "machine": machine_info()["processor"],
-        },
-        "reruns": [
-            {"framework": t.framework, "seed": t.seed, "time_to_target": _finite(t.time_to(target, higher))}
-            for t in reruns
-        ],
-    }
-
-
-def _budget(
-    args: argparse.Namespace,
-    reruns: list[Trial],
-    met: list[Trial],
-    target: float,
-    higher: bool,
-    step_hint: int,
-) -> tuple[float, dict[str, dict[str, Any]]]:
-    """The budget by AlgoPerf's rule, the baseline reaching ``target`` at about 3/4 of it: per framework, 4/3
-    of its --budget-quantile time to ``target`` among its reruns that ``met`` it, floored by
-    --min-budget-sec, and at least the time ``step_hint`` steps take (AlgoPerf's step_hint is the steps the
-    baseline can take in the budget: a rerun that met the target early must not cut the schedules submissions
-    size by it). Returns the slowest framework's budget, which every framework shares unless it has its own,
-    and, with two frameworks or more, each one's own budget and steps in it (``by_framework``).
-
-    A rerun's time counts at its framework's fastest rerun's step rate: a rerun that shared its CPU with
-    another process took as many steps to the target as a quiet one, but more seconds, and the slowest rerun
-    must not stretch the budget by someone else's load."""
-    fastest = {
-        f: max(t.steps_per_sec for t in reruns if t.framework == f) for f in {t.framework for t in met}
-    }
-
-    def quiet_time(t: Trial) -> float:
-        return t.time_to(target, higher) * t.steps_per_sec / fastest[t.framework]
-
-    def own_budget(framework: str) -> float:
-        times = [quiet_time(t) for t in met if t.framework == framework]
-        by_target = round(
-            max(float(np.quantile(times, args.budget_quantile)) * 4 / 3, args.min_budget_sec), 2
-        )
-        return max(by_target, math.ceil(step_hint / fastest[framework] * 100) / 100)
-
-    own = {f: own_budget(f) for f in sorted(fastest)}
-    by_framework = {
-        f: {"max_allowed_runtime_sec": budget, "steps_in_budget": int(fastest[f] * budget)}
-        for f, budget in own.items()
-    }
-    return max(own.values()), (by_framework if len(own) > 1 else {})
-
-
-def targets_from_reruns(
-    args: argparse.Namespace,
-    workload: CalibratedWorkload,
-    winner: Trial,
-    sweep: list[Trial],
-    reruns: list[Trial],
-) -> dict[str, Any]:
-    """Step 3 of the rule, from the reruns alone (a pure function of what was measured)."""
-    higher = workload.target_metric_higher_is_better
-    validation_target = target_quantile([t.best_validation for t in reruns], args.target_quantile, higher)
-    met = [
-        t
-        for t in reruns
-        if (t.best_validation >= validation_target if higher else t.best_validation <= validation_target)
-    ]
-    test_target = min(t.best_test for t in met) if higher else max(t.best_test for t in met)
-    budget, by_framework = _budget(args, reruns, met, validation_target, higher, workload.step_hint)
-    return {
-        "validation_target": _round_leniently(validation_target, higher),
-        "test_target": _round_leniently(test_target, higher),
-        "max_allowed_runtime_sec": budget,
-        **({BY_FRAMEWORK: by_framework} if by_framework else {}),
-        "eval_period_time_sec": args.eval_period_sec,
-        "step_hint": workload.step_hint,
-        "command": "python -m pytest_algoperf.calibrate " + shlex.join(args.argv),
-        "measured": {
-            "steps_in_budget": int(max(t.steps_per_sec for t in reruns) * budget),
-            "date": datetime.now(UTC).date().isoformat(),
-            "machine": machine_info()["processor"],
-            "submission": winner.submission,
-            "point": winner.point,
-            "sweep_best_validation": [t.best_validation for t in sweep],
-            "reruns": [
-                {
-                    "framework": t.framework,
-                    "seed": t.seed,
-                    "best_validation": t.best_validation,
-                    "time_to_target": _finite(t.time_to(validation_target, higher)),
-                }
-                for t in reruns
-            ],
-        },
-    }
-
-
-def _finite(seconds: float) -> float | None:
-    """A time for the JSON file: None where the run never met the target (JSON has no infinity)."""
-    return seconds if math.isfinite(seconds) else None
-
-
-def _round_leniently(target: float, higher_is_better: bool) -> float:
-    """``target`` to 6 decimals, rounded towards the easier side, so that the reruns that met the unrounded
-    target still meet the written one (0.42361348, lower is better, becomes 0.423614, not 0.423613)."""
-    scaled = target * 1e6
-    return (math.floor(scaled) if higher_is_better else math.ceil(scaled)) / 1e6
-
-
-def target_quantile(best_values: list[float], quantile: float, higher_is_better: bool) -> float:
-    """The value that a share ``quantile`` of the reruns fall short of: 0.5 is AlgoPerf's median; 0 is the
-    worst rerun's best value, which every rerun meets (our choice where the validation set is small)."""
-    return float(np.quantile(best_values, quantile if higher_is_better else 1.0 - quantile))
 
 
 def find_entry(name: str) -> WorkloadEntry:

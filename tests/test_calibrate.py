@@ -14,8 +14,9 @@ import pytest
 from tiny import TinyWorkload, load_tiny_submission, tiny_hyperparameters
 
 from pytest_algoperf import calibrate
-from pytest_algoperf.calibrate import Trial, targets_from_reruns
 from pytest_algoperf.calibration import CalibratedWorkload, load_calibration
+from pytest_algoperf.calibration_progress import Trial
+from pytest_algoperf.calibration_rule import targets_from_reruns
 from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.loop import RunSettings, run_benchmark
 from pytest_algoperf.results import RunResult
