@@ -51,3 +51,25 @@ def test_a_panel_member_brings_the_search_space_the_study_gives_it() -> None:
     # nadamw's panel points are AlgoPerf v0.5's five, not the built-in nadamw's own list.
     points = horizon.member_points("nadamw:3", "pytorch")
     assert points[0][1] == "nadamw[3]" and points[0][2]["beta2"] == pytest.approx(0.6291854735396584)
+
+
+def test_learning_rate_factors_and_overrides_vary_each_point_under_its_own_label() -> None:
+    configs = [("nadamw", "nadamw[3]", {"learning_rate": 0.005, "beta2": 0.63})]
+    varied = horizon.with_variations(configs, [1, 4], {"beta2": 0.998})
+    assert [(label, point) for _, label, point in varied] == [
+        ("nadamw[3] beta2=0.998", {"learning_rate": 0.005, "beta2": 0.998}),
+        ("nadamw[3] beta2=0.998 lr x4", {"learning_rate": 0.02, "beta2": 0.998}),
+    ]
+    assert configs[0][2]["beta2"] == 0.63  # the search space's point is left as it was
+
+
+def test_an_override_that_is_not_key_equals_json_is_refused_with_the_expected_form(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["--workload", "mnist", "--points", "adamw:0", "--steps", "10", "--output", "x.jsonl"]
+    with pytest.raises(SystemExit):
+        horizon.main([*argv, "--override", "beta2"])
+    assert "--override takes key=value, got 'beta2'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        horizon.main([*argv, "--override", "beta2=high"])
+    assert "the value is not JSON" in capsys.readouterr().err

@@ -4,6 +4,11 @@ schedules of several lengths, without a target, and its best validation value is
     python -m pytest_algoperf.validity.horizon --workload ogbg_mini --points nadamw:0,1,3,4 \\
         --points nadamw_cyclic:3,4 --steps 1000,4000 --seeds 0 --output horizon.jsonl
 
+``--lr-factors 2,4`` adds each point with its learning rate multiplied by each factor (labelled
+``nadamw[0] lr x4``) and ``--override beta2=0.998`` sets a hyperparameter of every chosen point (labelled
+``nadamw[3] beta2=0.998``): whether a point wins by its learning rate or by another setting (VALIDITY.md,
+"Which learning rate the mini workloads want").
+
 A point's schedule is the whole run (``step_hint`` is set to the run's length), with 20 evaluations. The
 points of a panel member come from the search space the validity study gives it. Every finished run is
 appended to ``--output`` (JSON lines) and a rerun of the command skips it, so a long comparison resumes.
@@ -42,6 +47,32 @@ def member_points(spec: str, framework: str) -> list[tuple[str, str, dict[str, A
         raise SystemExit(f"horizon: {submission}'s search space is not a list of points")
     chosen = [int(i) for i in indices.split(",")] if indices else range(len(points))
     return [(submission, f"{submission}[{i}]", dict(points[i])) for i in chosen]
+
+
+def with_variations(
+    configs: list[tuple[str, str, dict[str, Any]]], lr_factors: list[float], overrides: dict[str, Any]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """Each point with ``overrides`` applied, then once per learning-rate factor (a factor of 1 is the point
+    itself, unlabelled)."""
+    suffix = "".join(f" {key}={value}" for key, value in overrides.items())
+    varied = []
+    for submission, label, point in configs:
+        point = {**point, **overrides}
+        for factor in lr_factors:
+            scaled = point if factor == 1 else {**point, "learning_rate": point["learning_rate"] * factor}
+            varied.append((submission, label + suffix + ("" if factor == 1 else f" lr x{factor:g}"), scaled))
+    return varied
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key=value``, the value read as JSON (``beta2=0.998``, ``cycles=2``)."""
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise argparse.ArgumentTypeError(f"--override takes key=value, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"--override {text!r}: the value is not JSON ({error})") from None
 
 
 def train_by_steps(
@@ -97,8 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", required=True, help="comma list of schedule lengths")
     parser.add_argument("--seeds", default="0", help="comma list")
     parser.add_argument("--output", type=Path, required=True, help="JSON lines, appended and resumed")
+    parser.add_argument("--lr-factors", default="1", help="comma list of learning-rate multipliers")
+    parser.add_argument("--override", type=parse_override, action="append", default=[], help="key=value")
     args = parser.parse_args(argv)
-    configs = [c for spec in args.points for c in member_points(spec, args.framework)]
+    configs = with_variations(
+        [c for spec in args.points for c in member_points(spec, args.framework)],
+        [float(f) for f in args.lr_factors.split(",")],
+        dict(args.override),
+    )
     higher = find_entry(args.workload).create(args.framework, None, "cpu").target_metric_higher_is_better
     done = []
     if args.output.exists():
