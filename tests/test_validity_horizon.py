@@ -47,6 +47,19 @@ def test_the_table_ranks_points_per_schedule_length_by_the_metrics_direction() -
     ]
 
 
+def test_over_several_seeds_the_table_ranks_the_mean_and_shows_the_seeds_range() -> None:
+    records = [
+        {"label": "steady", "steps": 100, "curve": [[100, 0.50]]},
+        {"label": "steady", "steps": 100, "curve": [[100, 0.52]]},
+        {"label": "lucky_once", "steps": 100, "curve": [[100, 0.40]]},
+        {"label": "lucky_once", "steps": 100, "curve": [[100, 0.70]]},
+    ]
+    assert horizon.table(records, higher_is_better=True)[2:] == [
+        "| steady | 0.5100 (2) [0.5000-0.5200] |",
+        "| lucky_once | 0.5500 (1) [0.4000-0.7000] |",
+    ]
+
+
 def test_a_panel_member_brings_the_search_space_the_study_gives_it() -> None:
     # nadamw's panel points are AlgoPerf v0.5's five, not the built-in nadamw's own list.
     points = horizon.member_points("nadamw:3", "pytorch")

@@ -101,7 +101,8 @@ def best_value(curve: list[tuple[int, float]], higher_is_better: bool) -> float:
 
 
 def table(records: list[dict[str, Any]], higher_is_better: bool) -> list[str]:
-    """Best validation value per point (rows) and schedule length (columns), with each column's rank."""
+    """Best validation value per point (rows) and schedule length (columns), with each column's rank; over
+    several seeds, the mean ranks and the seeds' range follows it."""
     steps = sorted({r["steps"] for r in records})
     labels = list(dict.fromkeys(r["label"] for r in records))
     best: dict[tuple[str, int], list[float]] = {}
@@ -115,7 +116,9 @@ def table(records: list[dict[str, Any]], higher_is_better: bool) -> list[str]:
         for s in steps:
             column = sorted((v for (_, length), v in mean.items() if length == s), reverse=higher_is_better)
             value = mean.get((label, s))
-            cells.append("-" if value is None else f"{value:.4f} ({column.index(value) + 1})")
+            seeds = best.get((label, s), [])
+            spread = f" [{min(seeds):.4f}-{max(seeds):.4f}]" if len(seeds) > 1 else ""
+            cells.append("-" if value is None else f"{value:.4f} ({column.index(value) + 1}){spread}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
