@@ -76,7 +76,7 @@ def test_learning_rate_factors_and_overrides_vary_each_point_under_its_own_label
     assert configs[0][2]["beta2"] == 0.63  # the search space's point is left as it was
 
 
-def test_an_override_that_is_not_key_equals_json_is_refused_with_the_expected_form(
+def test_a_malformed_override_or_factor_is_refused_with_the_expected_form(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     argv = ["--workload", "mnist", "--points", "adamw:0", "--steps", "10", "--output", "x.jsonl"]
@@ -86,3 +86,11 @@ def test_an_override_that_is_not_key_equals_json_is_refused_with_the_expected_fo
     with pytest.raises(SystemExit):
         horizon.main([*argv, "--override", "beta2=high"])
     assert "the value is not JSON" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        horizon.main([*argv, "--lr-factors", "2,x"])
+    assert "--lr-factors takes positive numbers like 2,4,8, got '2,x'" in capsys.readouterr().err
+
+
+def test_scaling_a_point_without_a_learning_rate_names_the_point() -> None:
+    with pytest.raises(SystemExit, match=r"sgd\[0\] has no learning_rate to scale"):
+        horizon.with_variations([("sgd", "sgd[0]", {"lr": 0.1})], [1.0, 2.0], {})

@@ -58,10 +58,24 @@ def with_variations(
     varied = []
     for submission, label, point in configs:
         point = {**point, **overrides}
+        if lr_factors != [1] and "learning_rate" not in point:
+            raise SystemExit(f"horizon: {label} has no learning_rate to scale by --lr-factors")
         for factor in lr_factors:
             scaled = point if factor == 1 else {**point, "learning_rate": point["learning_rate"] * factor}
             varied.append((submission, label + suffix + ("" if factor == 1 else f" lr x{factor:g}"), scaled))
     return varied
+
+
+def parse_factors(text: str) -> list[float]:
+    """``2,4,8`` as positive learning-rate multipliers."""
+    refusal = argparse.ArgumentTypeError(f"--lr-factors takes positive numbers like 2,4,8, got {text!r}")
+    try:
+        factors = [float(f) for f in text.split(",")]
+    except ValueError:
+        raise refusal from None
+    if not all(f > 0 for f in factors):
+        raise refusal
+    return factors
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -131,12 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", required=True, help="comma list of schedule lengths")
     parser.add_argument("--seeds", default="0", help="comma list")
     parser.add_argument("--output", type=Path, required=True, help="JSON lines, appended and resumed")
-    parser.add_argument("--lr-factors", default="1", help="comma list of learning-rate multipliers")
+    parser.add_argument(
+        "--lr-factors", type=parse_factors, default=[1.0], help="comma list of learning-rate multipliers"
+    )
     parser.add_argument("--override", type=parse_override, action="append", default=[], help="key=value")
     args = parser.parse_args(argv)
     configs = with_variations(
         [c for spec in args.points for c in member_points(spec, args.framework)],
-        [float(f) for f in args.lr_factors.split(",")],
+        args.lr_factors,
         dict(args.override),
     )
     higher = find_entry(args.workload).create(args.framework, None, "cpu").target_metric_higher_is_better
