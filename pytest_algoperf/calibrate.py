@@ -184,7 +184,7 @@ def calibrate(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
                 f"best test {trial.best_test:.4f}, {trial.steps_per_sec:.0f} steps/s"
             )
     if args.keep_targets:
-        return budget_for_targets(args, first, winner, reruns, committed.validation_target)
+        return budget_for_targets(args, first, reruns, committed.validation_target)
     return targets_from_reruns(args, first, winner, sweep, reruns)
 
 

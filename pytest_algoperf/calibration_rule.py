@@ -19,7 +19,7 @@ from pytest_algoperf.reporting.environment import machine_info
 
 
 def budget_for_targets(
-    args: argparse.Namespace, workload: CalibratedWorkload, winner: Trial, reruns: list[Trial], target: float
+    args: argparse.Namespace, workload: CalibratedWorkload, reruns: list[Trial], target: float
 ) -> dict[str, Any]:
     """A hardware profile's budget against the committed target: step 3's rule on the reruns that met it."""
     higher = workload.target_metric_higher_is_better
@@ -35,12 +35,8 @@ def budget_for_targets(
         "max_allowed_runtime_sec": budget,
         **({BY_FRAMEWORK: by_framework} if by_framework else {}),
         "eval_period_time_sec": args.eval_period_sec,
-        "command": "python -m pytest_algoperf.calibrate " + shlex.join(args.argv),
-        "measured": {
-            "steps_in_budget": int(max(t.steps_per_sec for t in met) * budget),
-            "date": datetime.now(UTC).date().isoformat(),
-            "machine": machine_info()["processor"],
-        },
+        "command": recorded_command(args),
+        "measured": measured_here(int(max(t.steps_per_sec for t in met) * budget)),
         "reruns": [
             {
                 "framework": t.framework,
@@ -77,14 +73,14 @@ def budget_by_rule(
     def quiet_time(t: Trial) -> float:
         return t.time_to(target, higher) * t.steps_per_sec / fastest[t.framework]
 
-    def ownbudget_by_rule(framework: str) -> float:
+    def own_budget(framework: str) -> float:
         times = [quiet_time(t) for t in met if t.framework == framework]
         by_target = round(
             max(float(np.quantile(times, args.budget_quantile)) * 4 / 3, args.min_budget_sec), 2
         )
         return max(by_target, math.ceil(step_hint / fastest[framework] * 100) / 100)
 
-    own = {f: ownbudget_by_rule(f) for f in sorted(fastest)}
+    own = {f: own_budget(f) for f in sorted(fastest)}
     by_framework = {
         f: {"max_allowed_runtime_sec": budget, "steps_in_budget": int(fastest[f] * budget)}
         for f, budget in own.items()
@@ -116,11 +112,9 @@ def targets_from_reruns(
         **({BY_FRAMEWORK: by_framework} if by_framework else {}),
         "eval_period_time_sec": args.eval_period_sec,
         "step_hint": workload.step_hint,
-        "command": "python -m pytest_algoperf.calibrate " + shlex.join(args.argv),
+        "command": recorded_command(args),
         "measured": {
-            "steps_in_budget": int(max(t.steps_per_sec for t in reruns) * budget),
-            "date": datetime.now(UTC).date().isoformat(),
-            "machine": machine_info()["processor"],
+            **measured_here(int(max(t.steps_per_sec for t in reruns) * budget)),
             "submission": winner.submission,
             "point": winner.point,
             "sweep_best_validation": [t.best_validation for t in sweep],
@@ -134,6 +128,20 @@ def targets_from_reruns(
                 for t in reruns
             ],
         },
+    }
+
+
+def recorded_command(args: argparse.Namespace) -> str:
+    """The command line an entry records, so that it can be rerun."""
+    return "python -m pytest_algoperf.calibrate " + shlex.join(args.argv)
+
+
+def measured_here(steps_in_budget: int) -> dict[str, Any]:
+    """What every entry's ``measured`` block starts with: the steps in its budget, today, this machine."""
+    return {
+        "steps_in_budget": steps_in_budget,
+        "date": datetime.now(UTC).date().isoformat(),
+        "machine": machine_info()["processor"],
     }
 
 
