@@ -7,7 +7,9 @@ schedules of several lengths, without a target, and its best validation value is
 ``--lr-factors 2,4`` adds each point with its learning rate multiplied by each factor (labelled
 ``nadamw[0] lr x4``) and ``--override beta2=0.998`` sets a hyperparameter of every chosen point (labelled
 ``nadamw[3] beta2=0.998``): whether a point wins by its learning rate or by another setting (VALIDITY.md,
-"Which learning rate the mini workloads want").
+"Which learning rate the mini workloads want"). ``--parameter-scale 8`` trains the workload with its
+parameters stored divided by 8 and multiplied back in the forward pass (``frameworks.parameter_scale``; labels
+end in ``params x8``): whether AlgoPerf's own learning rates become the best ones.
 
 A point's schedule is the whole run (``step_hint`` is set to the run's length), with 20 evaluations. The
 points of a panel member come from the search space the validity study gives it. Every finished run is
@@ -26,6 +28,7 @@ from typing import Any
 
 from pytest_algoperf.calibrate import find_entry
 from pytest_algoperf.frameworks import get_adapter
+from pytest_algoperf.frameworks.parameter_scale import scale_parameters
 from pytest_algoperf.loop import RunSettings, run_benchmark
 from pytest_algoperf.results import RunResult
 from pytest_algoperf.score.search_space import load_search_space
@@ -78,6 +81,17 @@ def parse_factors(text: str) -> list[float]:
     return factors
 
 
+def parse_scale(text: str) -> float:
+    """A positive parameter scale."""
+    try:
+        scale = float(text)
+    except ValueError:
+        scale = math.nan
+    if not scale > 0:
+        raise argparse.ArgumentTypeError(f"--parameter-scale takes a positive number like 8, got {text!r}")
+    return scale
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``key=value``, the value read as JSON (``beta2=0.998``, ``cycles=2``)."""
     key, equals, value = text.partition("=")
@@ -90,10 +104,18 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def train_by_steps(
-    workload_name: str, framework: str, submission_name: str, point: dict[str, Any], steps: int, seed: int
+    workload_name: str,
+    framework: str,
+    submission_name: str,
+    point: dict[str, Any],
+    steps: int,
+    seed: int,
+    parameter_scale: float = 1.0,
 ) -> list[tuple[int, float]]:
     """One run of ``steps`` steps over a schedule of the same length; its (step, validation value) curve."""
-    workload = find_entry(workload_name).create(framework, None, "cpu")
+    workload = scale_parameters(
+        find_entry(workload_name).create(framework, None, "cpu"), parameter_scale, framework
+    )
     submission = load_submission(resolve_submission(submission_name, framework, Path.cwd()))
     result = RunResult("horizon", submission.name, framework, workload.name, seed)
     settings = RunSettings(
@@ -149,12 +171,20 @@ def main(argv: list[str] | None = None) -> int:
         "--lr-factors", type=parse_factors, default=[1.0], help="comma list of learning-rate multipliers"
     )
     parser.add_argument("--override", type=parse_override, action="append", default=[], help="key=value")
+    parser.add_argument(
+        "--parameter-scale",
+        type=parse_scale,
+        default=1.0,
+        help="store the parameters divided by this and multiply them back in the forward pass (default 1)",
+    )
     args = parser.parse_args(argv)
     configs = with_variations(
         [c for spec in args.points for c in member_points(spec, args.framework)],
         args.lr_factors,
         dict(args.override),
     )
+    if args.parameter_scale != 1:
+        configs = [(s, f"{label} params x{args.parameter_scale:g}", p) for s, label, p in configs]
     higher = find_entry(args.workload).create(args.framework, None, "cpu").target_metric_higher_is_better
     done = []
     if args.output.exists():
@@ -165,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
             for submission, label, point in configs:
                 if (label, steps, seed) in finished:
                     continue
-                curve = train_by_steps(args.workload, args.framework, submission, point, steps, seed)
+                curve = train_by_steps(
+                    args.workload, args.framework, submission, point, steps, seed, args.parameter_scale
+                )
                 record = {"label": label, "steps": steps, "seed": seed, "curve": curve}
                 with args.output.open("a") as out:
                     out.write(json.dumps(record) + "\n")

@@ -1,0 +1,98 @@
+"""A workload's trainable parameters stored divided by a factor and multiplied back in its forward pass.
+
+The reparametrization ``w = factor * theta`` leaves the model's function, its initial weights and its exact
+gradients unchanged; it changes how far an optimizer's step in ``theta`` moves the weights ``w``: ``factor``
+times as far for updates normalised by the gradient's scale (Adam and its kin), ``factor**2`` times for SGD
+(the gradient in ``theta`` is ``factor`` times the one in ``w``), and not at all for decoupled weight decay,
+which shrinks both by the same fraction.
+
+Why: on the mini workloads' short schedules NAdamW wants learning rates 4-16 times AlgoPerf's (VALIDITY.md,
+"Which learning rate the mini workloads want"). Scaling the parameters is a way to let AlgoPerf's published
+points do here what they do on AlgoPerf's long schedules without changing a submission. The horizon tool
+measures it (``validity.horizon --parameter-scale``); no workload uses it by default yet.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["scale_parameters"]
+
+
+def scale_parameters(workload: Any, factor: float, framework: str) -> Any:
+    """Reparametrize ``workload`` (an instance, in place) by ``factor``; a factor of 1 changes nothing.
+
+    ``init_model_fn`` returns ``theta = w / factor``; ``model_fn`` and ``eval_batch`` compute with
+    ``factor * theta``. Serial runs only: a DDP-wrapped model's names are not the workload's.
+    """
+    if not factor > 0:
+        raise ValueError(f"a parameter scale must be positive, got {factor}")
+    if factor == 1:
+        return workload
+    divide, call_scaled = _TORCH if framework == "pytorch" else _JAX
+    init_model_fn = workload.init_model_fn
+
+    @functools.wraps(init_model_fn)
+    def init_scaled(rng: Any) -> tuple[Any, Any]:
+        params, model_state = init_model_fn(rng)
+        return divide(params, factor), model_state
+
+    workload.init_model_fn = init_scaled
+    # eval_batch may call model_fn: only the outermost call scales, or the parameters would be scaled twice.
+    depth = [0]
+
+    def outermost_scaled(call: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(call)
+        def scaled(params: Any, *args: Any, **kwargs: Any) -> Any:
+            if depth[0]:
+                return call(params, *args, **kwargs)
+            depth[0] += 1
+            try:
+                return call_scaled(call, params, factor, args, kwargs)
+            finally:
+                depth[0] -= 1
+
+        return scaled
+
+    workload.model_fn = outermost_scaled(workload.model_fn)
+    if hasattr(workload, "eval_batch"):
+        workload.eval_batch = outermost_scaled(workload.eval_batch)
+    return workload
+
+
+def _torch_divide(model: Any, factor: float) -> Any:
+    import torch
+
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.div_(factor)
+    return model
+
+
+def _torch_call_scaled(call: Callable[..., Any], model: Any, factor: float, args: tuple, kwargs: dict) -> Any:
+    # The module keeps theta (what optimizers hold); inside the context its attributes are factor * theta,
+    # so the workload's own forward code, which reads module attributes, runs unchanged. functional_call
+    # uses the same context, but it would call the module itself rather than the workload's model_fn.
+    from torch.nn.utils.stateless import _reparametrize_module
+
+    scaled = {name: parameter * factor for name, parameter in model.named_parameters()}
+    with _reparametrize_module(model, scaled, tie_weights=True):
+        return call(model, *args, **kwargs)
+
+
+def _jax_divide(params: Any, factor: float) -> Any:
+    import jax
+
+    return jax.tree_util.tree_map(lambda leaf: leaf / factor, params)
+
+
+def _jax_call_scaled(call: Callable[..., Any], params: Any, factor: float, args: tuple, kwargs: dict) -> Any:
+    import jax
+
+    return call(jax.tree_util.tree_map(lambda leaf: leaf * factor, params), *args, **kwargs)
+
+
+_TORCH = (_torch_divide, _torch_call_scaled)
+_JAX = (_jax_divide, _jax_call_scaled)
