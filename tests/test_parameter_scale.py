@@ -72,12 +72,15 @@ def test_jax_stores_the_weights_divided_and_computes_the_same_function() -> None
     )
 
 
-def test_a_scale_of_one_leaves_the_workload_as_it_was_and_a_scale_must_be_positive() -> None:
+def test_a_scale_of_one_leaves_the_workload_as_it_was_and_a_bad_scale_or_framework_is_refused() -> None:
     workload = create_builtin("mnist")
     model_fn = workload.model_fn
     assert scale_parameters(workload, 1.0, "pytorch").model_fn == model_fn
-    with pytest.raises(ValueError, match="a parameter scale must be positive, got 0"):
-        scale_parameters(workload, 0.0, "pytorch")
+    for bad in (0.0, -2.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="a parameter scale must be a positive number"):
+            scale_parameters(workload, bad, "pytorch")
+    with pytest.raises(ValueError, match="unknown framework 'tensorflow'; choose one of pytorch, jax"):
+        scale_parameters(workload, 8.0, "tensorflow")
 
 
 def test_horizon_labels_scaled_runs_and_refuses_a_scale_that_is_not_positive(
@@ -87,6 +90,7 @@ def test_horizon_labels_scaled_runs_and_refuses_a_scale_that_is_not_positive(
     argv = ["--workload", "mnist", "--points", "adamw:0", "--steps", "5", "--output", str(output)]
     assert horizon.main([*argv, "--parameter-scale", "8"]) == 0
     assert "| adamw[0] params x8 |" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        horizon.main([*argv, "--parameter-scale", "-2"])
-    assert "--parameter-scale takes a positive number like 8, got '-2'" in capsys.readouterr().err
+    for bad in ("-2", "inf", "eight"):
+        with pytest.raises(SystemExit):
+            horizon.main([*argv, "--parameter-scale", bad])
+        assert f"--parameter-scale takes a positive number like 8, got '{bad}'" in capsys.readouterr().err

@@ -15,6 +15,7 @@ measures it (``validity.horizon --parameter-scale``); no workload uses it by def
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -27,11 +28,13 @@ def scale_parameters(workload: Any, factor: float, framework: str) -> Any:
     ``init_model_fn`` returns ``theta = w / factor``; ``model_fn`` and ``eval_batch`` compute with
     ``factor * theta``. Serial runs only: a DDP-wrapped model's names are not the workload's.
     """
-    if not factor > 0:
-        raise ValueError(f"a parameter scale must be positive, got {factor}")
+    if not (factor > 0 and math.isfinite(factor)):
+        raise ValueError(f"a parameter scale must be a positive number, got {factor}")
+    if framework not in _SCALERS:
+        raise ValueError(f"unknown framework {framework!r}; choose one of {', '.join(_SCALERS)}")
     if factor == 1:
         return workload
-    divide, call_scaled = _TORCH if framework == "pytorch" else _JAX
+    divide, call_scaled = _SCALERS[framework]
     init_model_fn = workload.init_model_fn
 
     @functools.wraps(init_model_fn)
@@ -94,5 +97,4 @@ def _jax_call_scaled(call: Callable[..., Any], params: Any, factor: float, args:
     return call(jax.tree_util.tree_map(lambda leaf: leaf * factor, params), *args, **kwargs)
 
 
-_TORCH = (_torch_divide, _torch_call_scaled)
-_JAX = (_jax_divide, _jax_call_scaled)
+_SCALERS = {"pytorch": (_torch_divide, _torch_call_scaled), "jax": (_jax_divide, _jax_call_scaled)}

@@ -87,7 +87,7 @@ def parse_scale(text: str) -> float:
         scale = float(text)
     except ValueError:
         scale = math.nan
-    if not scale > 0:
+    if not (scale > 0 and math.isfinite(scale)):
         raise argparse.ArgumentTypeError(f"--parameter-scale takes a positive number like 8, got {text!r}")
     return scale
 
