@@ -78,9 +78,11 @@ def _torch_call_scaled(call: Callable[..., Any], model: Any, factor: float, args
     # The module keeps theta (what optimizers hold); inside the context its attributes are factor * theta,
     # so the workload's own forward code, which reads module attributes, runs unchanged. functional_call
     # uses the same context, but it would call the module itself rather than the workload's model_fn.
+    import torch
     from torch.nn.utils.stateless import _reparametrize_module
 
-    scaled = {name: parameter * factor for name, parameter in model.named_parameters()}
+    names, parameters = zip(*model.named_parameters(), strict=True)
+    scaled = dict(zip(names, torch._foreach_mul(list(parameters), factor), strict=True))  # one fused kernel
     with _reparametrize_module(model, scaled, tie_weights=True):
         return call(model, *args, **kwargs)
 
