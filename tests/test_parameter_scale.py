@@ -9,12 +9,25 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pytest_algoperf.calibrate import find_entry
 from pytest_algoperf.frameworks.parameter_scale import scale_parameters
 from pytest_algoperf.spec import ForwardPassMode
 from pytest_algoperf.validity import horizon
-from tests.workloads.helpers import RNGS, create_builtin
 
 FACTOR = 8.0
+
+
+def create_builtin(name: str, framework: str = "pytorch") -> Any:
+    return find_entry(name).create(framework, None, "cpu")
+
+
+def _rng(framework: str) -> Any:
+    """Seed 0's key: a numpy key pair for PyTorch, a PRNGKey for JAX."""
+    if framework == "jax":
+        import jax
+
+        return jax.random.PRNGKey(0)
+    return np.array([0, 1], dtype=np.uint32)
 
 
 def _workloads(framework: str) -> tuple[Any, Any]:
@@ -23,7 +36,7 @@ def _workloads(framework: str) -> tuple[Any, Any]:
 
 
 def _batches(workload: Any, framework: str) -> tuple[dict, dict]:
-    rng = RNGS[framework](0)
+    rng = _rng(framework)
     train = next(workload.build_input_queue(rng, "train", None, 16))
     return train, next(workload.build_input_queue(rng, "validation", None, 16))
 
@@ -36,8 +49,8 @@ def _summed_loss(workload: Any, params: Any, batch: dict) -> Any:
 def test_pytorch_stores_the_weights_divided_and_computes_the_same_function() -> None:
     torch = pytest.importorskip("torch")
     plain, scaled = _workloads("pytorch")
-    model, _ = plain.init_model_fn(RNGS["pytorch"](0))
-    theta, _ = scaled.init_model_fn(RNGS["pytorch"](0))
+    model, _ = plain.init_model_fn(_rng("pytorch"))
+    theta, _ = scaled.init_model_fn(_rng("pytorch"))
     for weight, stored in zip(model.parameters(), theta.parameters(), strict=True):
         torch.testing.assert_close(stored * FACTOR, weight)
     train, validation = _batches(plain, "pytorch")
@@ -57,8 +70,8 @@ def test_pytorch_stores_the_weights_divided_and_computes_the_same_function() -> 
 def test_jax_stores_the_weights_divided_and_computes_the_same_function() -> None:
     jax = pytest.importorskip("jax")
     plain, scaled = _workloads("jax")
-    params, _ = plain.init_model_fn(RNGS["jax"](0))
-    theta, _ = scaled.init_model_fn(RNGS["jax"](0))
+    params, _ = plain.init_model_fn(_rng("jax"))
+    theta, _ = scaled.init_model_fn(_rng("jax"))
     jax.tree.map(lambda w, t: np.testing.assert_allclose(t * FACTOR, w, rtol=1e-6), params, theta)
     train, validation = _batches(plain, "jax")
     loss, grads = jax.value_and_grad(lambda p: _summed_loss(plain, p, train))(params)
