@@ -28,6 +28,12 @@
    ...). A variant's entry keeps the targets only: its budget is its base workload's, and its runs already
    used the base workload's step_hint.
 
+``--parameter-scale C`` trains the workload with its parameters stored at scale C (``w = C * theta``,
+``frameworks.parameter_scale``; default: the scale of its committed entry) and records C with the targets,
+which hold only at that scale. The SGD baselines (``--sgd-submissions``) then sweep each point's exact
+counterpart there (``sgd_equivalent_point``: learning rate / C**2, weight decay x C**2), the point they were
+tuned as.
+
 A profile for other hardware keeps the shared targets: ``--keep-targets`` reruns the committed point (the
 entry's ``measured.point``) with ``--seeds`` seeds on ``--device`` and sets only that profile's budget, from
 the reruns' times to the committed validation target (step 3's budget rule). ``--derive-from PROFILE`` is the
@@ -54,6 +60,7 @@ from typing import Any
 
 from pytest_algoperf.calibration import (
     BUDGET_KEYS,
+    PARAMETER_SCALE,
     CalibratedWorkload,
     calibrated_entry,
     profile_record,
@@ -64,6 +71,7 @@ from pytest_algoperf.calibration import (
 from pytest_algoperf.calibration_progress import Counter, Progress, Trial, say
 from pytest_algoperf.calibration_rule import budget_for_targets, targets_from_reruns
 from pytest_algoperf.frameworks import get_adapter
+from pytest_algoperf.frameworks.parameter_scale import sgd_equivalent_point
 from pytest_algoperf.hardware.profiles import DeviceDescription
 from pytest_algoperf.hardware.selection import describe_calibration_device
 from pytest_algoperf.loop import RunSettings, run_benchmark
@@ -88,6 +96,8 @@ RUN_ARGUMENTS = (
     "data_dir",
     "device",
     "keep_targets",
+    "parameter_scale",
+    "sgd_submissions",
 )
 
 
@@ -129,12 +139,21 @@ def train_without_target(
     )
 
 
-def sweep_points(submissions: list[str], framework: str, trials: int) -> list[tuple[str, dict[str, Any]]]:
-    """(submission, point) pairs in sweep order: each submission's first ``trials`` points."""
+def sweep_points(
+    submissions: list[str],
+    framework: str,
+    trials: int,
+    parameter_scale: float = 1.0,
+    sgd_submissions: frozenset[str] = frozenset(),
+) -> list[tuple[str, dict[str, Any]]]:
+    """(submission, point) pairs in sweep order: each submission's first ``trials`` points, an SGD
+    baseline's as their counterparts at ``parameter_scale``."""
     pairs = []
     for name in submissions:
         space = load_search_space(resolve_submission(name, framework, Path.cwd()).search_space_path)
         points = list(space.fixed_points[:trials]) if space.fixed_points else space.points(trials, seed=0)
+        if name in sgd_submissions and parameter_scale != 1:
+            points = [sgd_equivalent_point(point, parameter_scale) for point in points]
         pairs.extend((name, point) for point in points)
     return pairs
 
@@ -142,14 +161,21 @@ def sweep_points(submissions: list[str], framework: str, trials: int) -> list[tu
 def calibrate(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     frameworks = args.framework.split(",")
     entry = find_entry(args.workload)
-    workloads = {f: entry.create(f, args.data_dir, args.device) for f in frameworks}
+    workloads = {f: entry.create(f, args.data_dir, args.device, args.parameter_scale) for f in frameworks}
     first = workloads[frameworks[0]]
     higher = first.target_metric_higher_is_better
+    scale = first.parameter_scale if args.parameter_scale is None else args.parameter_scale
     if args.keep_targets:  # the committed point alone: its run is the first framework's seed-0 rerun
         committed = first.calibration
         candidates = [committed_point(first)]
     else:
-        candidates = sweep_points(args.submission.split(","), frameworks[0], args.trials)
+        candidates = sweep_points(
+            args.submission.split(","),
+            frameworks[0],
+            args.trials,
+            scale,
+            frozenset(args.sgd_submissions.split(",")),
+        )
     total = len(candidates) + args.seeds * len(frameworks)
     counter = Counter(total)
 
@@ -185,7 +211,8 @@ def calibrate(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             )
     if args.keep_targets:
         return budget_for_targets(args, first, reruns, committed.validation_target)
-    return targets_from_reruns(args, first, winner, sweep, reruns)
+    values = targets_from_reruns(args, first, winner, sweep, reruns)
+    return {**values, PARAMETER_SCALE: scale} if scale != 1 else values
 
 
 def committed_point(workload: CalibratedWorkload) -> tuple[str, dict[str, Any]]:
@@ -269,6 +296,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=50,
         help="with --derive-from: timed steps per framework (default 50)",
     )
+    parser.add_argument(
+        "--parameter-scale",
+        type=parse_scale,
+        default=None,
+        help="store the parameters divided by this and multiply them back in the forward pass; recorded with "
+        "the targets (default: the committed entry's scale)",
+    )
+    parser.add_argument(
+        "--sgd-submissions",
+        default="sgd_nesterov,momentum",
+        help="comma list: the swept submissions whose points are SGD's, mapped to their exact counterparts "
+        "at the parameter scale (default: the built-in SGD baselines)",
+    )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--quick", action="store_true", help="one sweep point and two seeds: a smoke test")
     parser.add_argument(
@@ -315,6 +355,12 @@ def main(argv: list[str] | None = None) -> int:
             f"calibrate: {path} entry {name!r} has targets, which all hardware shares; add --keep-targets to "
             f"write only the {args.device} profile's budget against them (or --output elsewhere)"
         )
+    if args.keep_targets and args.parameter_scale not in (None, workload.parameter_scale):
+        raise SystemExit(
+            f"calibrate: {name}'s targets were set at parameter scale {workload.parameter_scale:g}: with "
+            "--keep-targets leave out --parameter-scale (or recalibrate the targets at "
+            f"{args.parameter_scale:g})"
+        )
     if args.keep_targets and workload.is_variant:
         raise SystemExit(
             f"calibrate: {name} is a variant: its budget is {workload.base_name}'s; calibrate that"
@@ -339,6 +385,17 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
         say(f"wrote {path} entry {name!r}, hardware profile {profile!r}")
     return 0
+
+
+def parse_scale(text: str) -> float:
+    """A positive parameter scale (``--parameter-scale``)."""
+    try:
+        scale = float(text)
+    except ValueError:
+        scale = math.nan
+    if not (scale > 0 and math.isfinite(scale)):
+        raise argparse.ArgumentTypeError(f"--parameter-scale takes a positive number like 8, got {text!r}")
+    return scale
 
 
 def calibration_device(args: argparse.Namespace, frameworks: list[str]) -> DeviceDescription:

@@ -9,6 +9,10 @@ and calibrated step rate sit in one of its hardware profiles (``pytest_algoperf.
 that schedule over 3/4 of it (``target_setting_steps``), as AlgoPerf's target-setting baselines do, so a
 submission's step_hint-long schedule is 4/3 of the one the targets were set with.
 
+An entry's ``parameter_scale`` (default 1) is how the workload stores its parameters (``w = scale * theta``,
+``frameworks.parameter_scale``): the targets were set at that scale and hold only there, so it sits beside
+them; a variant has its own, the scale its targets were set at.
+
 A variant (ALGOPERF.md section 6) has an entry of its own in its base workload's file with its own validation
 and test targets only: its budget, eval period and step_hint are its base workload's.
 
@@ -36,6 +40,9 @@ TARGET_KEYS = ("validation_target", "test_target")
 BUDGET_KEYS = ("max_allowed_runtime_sec", "eval_period_time_sec", "step_hint")
 REQUIRED_KEYS = TARGET_KEYS + BUDGET_KEYS
 PROFILES = "profiles"
+# Shared by all hardware, like the targets it was calibrated with; its own per entry, so a variant whose
+# targets were set before its base workload's scale changed keeps the scale of its targets.
+PARAMETER_SCALE = "parameter_scale"
 # AlgoPerf's target-setting baselines schedule over this share of step_hint (``workload.step_hint * 0.75``
 # in its prize-qualification target-setting submissions); its scored baselines, over the whole step_hint.
 TARGET_SETTING_SHARE = 0.75
@@ -78,6 +85,21 @@ def read_calibration_file(path: Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as error:
         raise CalibrationError(f"{path}: cannot read calibration data ({error})") from error
     return data
+
+
+def entry_parameter_scale(path: Path, entry: str) -> float:
+    """The parameter scale ``entry``'s targets were set with (``frameworks.parameter_scale``; 1 where the
+    entry names none or does not exist yet: a variant being calibrated for the first time)."""
+    try:
+        values = read_calibration_file(path).get(entry, {})
+    except CalibrationError:
+        return 1.0
+    scale = values.get(PARAMETER_SCALE, 1.0)
+    if not (isinstance(scale, int | float) and scale > 0 and math.isfinite(scale)):
+        raise CalibrationError(
+            f"{path}: entry {entry!r} has {PARAMETER_SCALE} {scale!r}; it must be a positive number"
+        )
+    return float(scale)
 
 
 def _read_entry(path: Path, entry: str, required: tuple[str, ...]) -> dict[str, Any]:
@@ -261,6 +283,12 @@ class CalibratedWorkload(Workload):
             yield
         finally:
             self.calibration = replace(self.calibration, step_hint=calibration.step_hint)
+
+    @property
+    def parameter_scale(self) -> float:
+        """How the workload stores its parameters (``w = scale * theta``, ``frameworks.parameter_scale``):
+        the scale its calibration entry's targets were set with; ``WorkloadEntry.create`` applies it."""
+        return entry_parameter_scale(self.calibration_file, self.calibration_entry)
 
     @property
     def validation_target_value(self) -> float:

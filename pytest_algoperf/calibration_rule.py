@@ -34,7 +34,7 @@ def budget_for_targets(
     return {
         "max_allowed_runtime_sec": budget,
         **({BY_FRAMEWORK: by_framework} if by_framework else {}),
-        "eval_period_time_sec": args.eval_period_sec,
+        "eval_period_time_sec": capped_eval_period(args.eval_period_sec, budget),
         "command": recorded_command(args),
         "measured": measured_here(int(max(t.steps_per_sec for t in met) * budget)),
         "reruns": [
@@ -81,11 +81,34 @@ def budget_by_rule(
         return max(by_target, math.ceil(step_hint / fastest[framework] * 100) / 100)
 
     own = {f: own_budget(f) for f in sorted(fastest)}
-    by_framework = {
-        f: {"max_allowed_runtime_sec": budget, "steps_in_budget": int(fastest[f] * budget)}
-        for f, budget in own.items()
-    }
+    shared_period = capped_eval_period(args.eval_period_sec, max(own.values()))
+    by_framework = {}
+    for framework, budget in own.items():
+        by_framework[framework] = {
+            "max_allowed_runtime_sec": budget,
+            "steps_in_budget": int(fastest[framework] * budget),
+        }
+        period = capped_eval_period(args.eval_period_sec, budget)
+        if period != shared_period:
+            by_framework[framework] |= {"eval_period_time_sec": period, "eval_period_note": EVAL_PERIOD_NOTE}
     return max(own.values()), (by_framework if len(own) > 1 else {})
+
+
+# VALIDITY.md, rule 3: evals coarser than this share of the budget cluster times to target at eval points.
+MAX_EVAL_PERIOD_SHARE = 0.04
+EVAL_PERIOD_GRID_SEC = 0.5
+EVAL_PERIOD_NOTE = "at most 4% of this framework's budget on a 0.5 s grid (VALIDITY.md, rule 3)"
+
+
+def capped_eval_period(requested: float, budget: float) -> float:
+    """``requested`` (--eval-period-sec), or where it is over 4% of ``budget`` the largest period on a 0.5 s
+    grid that is not (at least 0.5 s: an eval here costs up to 1.3 s of wall time)."""
+    if requested <= MAX_EVAL_PERIOD_SHARE * budget:
+        return requested
+    return max(
+        EVAL_PERIOD_GRID_SEC,
+        math.floor(MAX_EVAL_PERIOD_SHARE * budget / EVAL_PERIOD_GRID_SEC) * EVAL_PERIOD_GRID_SEC,
+    )
 
 
 def targets_from_reruns(
@@ -110,7 +133,7 @@ def targets_from_reruns(
         "test_target": round_leniently(test_target, higher),
         "max_allowed_runtime_sec": budget,
         **({BY_FRAMEWORK: by_framework} if by_framework else {}),
-        "eval_period_time_sec": args.eval_period_sec,
+        "eval_period_time_sec": capped_eval_period(args.eval_period_sec, budget),
         "step_hint": workload.step_hint,
         "command": recorded_command(args),
         "measured": {

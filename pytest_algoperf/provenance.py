@@ -37,7 +37,10 @@ def file_digest(path: Path) -> str:
 
 
 def calibration_values(workload: Workload) -> dict[str, Any]:
-    """The workload's calibrated numbers, as the run sees them (a variant's budget is its base's)."""
+    """The workload's calibrated numbers, as the run sees them (a variant's budget is its base's), and its
+    parameter scale where it is not 1 (the targets hold only at it; left out at 1, so that records made
+    before workloads had one keep their digest)."""
+    scale = getattr(workload, "parameter_scale", 1.0)
     return {
         "validation_target": workload.validation_target_value,
         "test_target": workload.test_target_value,
@@ -47,6 +50,7 @@ def calibration_values(workload: Workload) -> dict[str, Any]:
         "steps_in_budget": getattr(workload, "steps_in_budget", None),
         "hardware_profile": getattr(workload, "hardware_profile", None),
         "target_seed_std": getattr(workload, "target_seed_std", None),
+        **({"parameter_scale": scale} if scale != 1 else {}),
     }
 
 

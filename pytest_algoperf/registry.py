@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import algoperf_workloads
+from pytest_algoperf.frameworks.parameter_scale import scale_parameters
 from pytest_algoperf.spec import Workload
 
 WorkloadClass = type[Workload]
@@ -40,11 +41,17 @@ class WorkloadEntry:
             target = getattr(importlib.import_module(module_name), class_name)
         return target
 
-    def create(self, framework: str, data_dir: str | None, device: str) -> Workload:
+    def create(
+        self, framework: str, data_dir: str | None, device: str, parameter_scale: float | None = None
+    ) -> Workload:
+        """An instance, its parameters stored at ``parameter_scale`` (default: the workload's own
+        ``parameter_scale``, 1 if it has none; ``frameworks.parameter_scale``)."""
         workload = self.workload_class(framework)(data_dir=data_dir, device=device)
         workload.name = self.name
         workload.base_name = self.base_name or self.name
-        return workload
+        if parameter_scale is None:
+            parameter_scale = getattr(workload, "parameter_scale", 1.0)
+        return scale_parameters(workload, parameter_scale, framework)
 
 
 @dataclass

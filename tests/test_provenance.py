@@ -6,9 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from tiny import conftest_source, read_results, run_tiny, write_tiny_project
+from tiny import TinyWorkload, conftest_source, read_results, run_tiny, write_tiny_project
 
-from pytest_algoperf.provenance import calibration_change, digest_of, file_digest, plugin_version
+from pytest_algoperf.provenance import (
+    calibration_change,
+    calibration_record,
+    digest_of,
+    file_digest,
+    plugin_version,
+)
 
 
 def test_results_carry_the_version_the_calibration_and_the_submissions_digest_outside_git(
@@ -82,3 +88,13 @@ def test_a_calibration_change_names_each_value_that_changed() -> None:
     after = {"validation_target": 0.9, "max_allowed_runtime_sec": 6.0, "step_hint": 300, "digest": "b"}
     assert calibration_change(before, after) == "max_allowed_runtime_sec 5.0 -> 6.0, step_hint 200 -> 300"
     assert calibration_change({"digest": "a"}, {"digest": "b"}) == "the digest differs"
+
+
+def test_a_workload_stored_at_a_parameter_scale_records_it_and_one_at_scale_1_keeps_its_digest() -> None:
+    unscaled = calibration_record(TinyWorkload())
+    assert "parameter_scale" not in unscaled  # records made before workloads had a scale still match
+    scaled_workload = TinyWorkload()
+    scaled_workload.parameter_scale = 8.0
+    scaled = calibration_record(scaled_workload)
+    assert scaled["parameter_scale"] == 8.0 and scaled["digest"] != unscaled["digest"]
+    assert calibration_change(unscaled, scaled) == "parameter_scale None -> 8.0"

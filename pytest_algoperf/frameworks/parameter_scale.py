@@ -9,7 +9,11 @@ which shrinks both by the same fraction.
 Why: on the mini workloads' short schedules NAdamW wants learning rates 4-16 times AlgoPerf's (VALIDITY.md,
 "Which learning rate the mini workloads want"). Scaling the parameters is a way to let AlgoPerf's published
 points do here what they do on AlgoPerf's long schedules without changing a submission. The horizon tool
-measures it (``validity.horizon --parameter-scale``); no workload uses it by default yet.
+measures it (``validity.horizon --parameter-scale``). A workload's calibration entry names the scale its
+targets were set with (``calibration.PARAMETER_SCALE``) and ``WorkloadEntry.create`` applies it.
+
+SGD's update is not invariant to the gradient's scale, so a point tuned for SGD on the unscaled parameters
+has its exact counterpart on scaled ones (``sgd_equivalent_point``): calibration sweeps SGD baselines with it.
 """
 
 from __future__ import annotations
@@ -19,14 +23,16 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["scale_parameters"]
+__all__ = ["scale_parameters", "sgd_equivalent_point"]
 
 
 def scale_parameters(workload: Any, factor: float, framework: str) -> Any:
     """Reparametrize ``workload`` (an instance, in place) by ``factor``; a factor of 1 changes nothing.
 
     ``init_model_fn`` returns ``theta = w / factor``; ``model_fn`` and ``eval_batch`` compute with
-    ``factor * theta``. Serial runs only: a DDP-wrapped model's names are not the workload's.
+    ``factor * theta``. Under DDP ``model_fn`` receives the wrapper, whose parameters are swapped under their
+    wrapped names; gradients still reach the leaf ``theta``, where DDP's hooks average them (two gloo ranks on
+    mnist at scale 4 matched a serial run, tests/test_distributed.py's comparison run by hand).
     """
     if not (factor > 0 and math.isfinite(factor)):
         raise ValueError(f"a parameter scale must be a positive number, got {factor}")
@@ -63,6 +69,23 @@ def scale_parameters(workload: Any, factor: float, framework: str) -> Any:
     if hasattr(workload, "eval_batch"):
         workload.eval_batch = outermost_scaled(workload.eval_batch)
     return workload
+
+
+def sgd_equivalent_point(point: dict[str, Any], factor: float) -> dict[str, Any]:
+    """The SGD point (L2 weight decay added to the gradient, heavy-ball or Nesterov momentum, optional
+    gradient-norm clip) that takes on parameters stored at ``factor`` exactly the steps ``point`` takes on
+    unscaled ones: learning rate / factor**2, weight decay x factor**2, ``grad_clip`` x factor.
+
+    Why: in theta = w / factor the gradient is ``factor * g`` and the decay term ``weight_decay * theta``;
+    a step of ``lr`` in theta moves w by ``factor * lr`` times that, so ``lr / factor**2`` and
+    ``weight_decay * factor**2`` give back ``lr * (g + weight_decay * w)``. Momentum is linear and keeps it.
+    """
+    scaled = {**point, "learning_rate": point["learning_rate"] / factor**2}
+    if "weight_decay" in scaled:
+        scaled["weight_decay"] = scaled["weight_decay"] * factor**2
+    if scaled.get("grad_clip") is not None:
+        scaled["grad_clip"] = scaled["grad_clip"] * factor
+    return scaled
 
 
 def _torch_divide(model: Any, factor: float) -> Any:

@@ -9,7 +9,8 @@ schedules of several lengths, without a target, and its best validation value is
 ``nadamw[3] beta2=0.998``): whether a point wins by its learning rate or by another setting (VALIDITY.md,
 "Which learning rate the mini workloads want"). ``--parameter-scale 8`` trains the workload with its
 parameters stored divided by 8 and multiplied back in the forward pass (``frameworks.parameter_scale``; labels
-end in ``params x8``): whether AlgoPerf's own learning rates become the best ones.
+end in ``params x8`` where it is not the workload's own scale): whether AlgoPerf's own learning rates become
+the best ones.
 
 A point's schedule is the whole run (``step_hint`` is set to the run's length), with 20 evaluations. The
 points of a panel member come from the search space the validity study gives it. Every finished run is
@@ -26,9 +27,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pytest_algoperf.calibrate import find_entry
+from pytest_algoperf.calibrate import find_entry, parse_scale
 from pytest_algoperf.frameworks import get_adapter
-from pytest_algoperf.frameworks.parameter_scale import scale_parameters
 from pytest_algoperf.loop import RunSettings, run_benchmark
 from pytest_algoperf.results import RunResult
 from pytest_algoperf.score.search_space import load_search_space
@@ -81,17 +81,6 @@ def parse_factors(text: str) -> list[float]:
     return factors
 
 
-def parse_scale(text: str) -> float:
-    """A positive parameter scale."""
-    try:
-        scale = float(text)
-    except ValueError:
-        scale = math.nan
-    if not (scale > 0 and math.isfinite(scale)):
-        raise argparse.ArgumentTypeError(f"--parameter-scale takes a positive number like 8, got {text!r}")
-    return scale
-
-
 def parse_override(text: str) -> tuple[str, Any]:
     """``key=value``, the value read as JSON (``beta2=0.998``, ``cycles=2``)."""
     key, equals, value = text.partition("=")
@@ -110,12 +99,11 @@ def train_by_steps(
     point: dict[str, Any],
     steps: int,
     seed: int,
-    parameter_scale: float = 1.0,
+    parameter_scale: float | None = None,
 ) -> list[tuple[int, float]]:
-    """One run of ``steps`` steps over a schedule of the same length; its (step, validation value) curve."""
-    workload = scale_parameters(
-        find_entry(workload_name).create(framework, None, "cpu"), parameter_scale, framework
-    )
+    """One run of ``steps`` steps over a schedule of the same length; its (step, validation value) curve.
+    ``parameter_scale``: the workload's own unless given."""
+    workload = find_entry(workload_name).create(framework, None, "cpu", parameter_scale)
     submission = load_submission(resolve_submission(submission_name, framework, Path.cwd()))
     result = RunResult("horizon", submission.name, framework, workload.name, seed)
     settings = RunSettings(
@@ -174,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--parameter-scale",
         type=parse_scale,
-        default=1.0,
-        help="store the parameters divided by this and multiply them back in the forward pass (default 1)",
+        default=None,
+        help="store the parameters divided by this and multiply them back in the forward pass (default: the "
+        "workload's own scale, from its calibration entry)",
     )
     args = parser.parse_args(argv)
     configs = with_variations(
@@ -183,9 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         args.lr_factors,
         dict(args.override),
     )
-    if args.parameter_scale != 1:
+    workload = find_entry(args.workload).create(args.framework, None, "cpu")
+    if args.parameter_scale not in (None, getattr(workload, "parameter_scale", 1.0)):
         configs = [(s, f"{label} params x{args.parameter_scale:g}", p) for s, label, p in configs]
-    higher = find_entry(args.workload).create(args.framework, None, "cpu").target_metric_higher_is_better
+    higher = workload.target_metric_higher_is_better
     done = []
     if args.output.exists():
         done = [json.loads(line) for line in args.output.read_text().splitlines() if line.strip()]
