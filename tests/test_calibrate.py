@@ -119,8 +119,8 @@ def test_the_budget_holds_step_hint_steps_where_the_reruns_met_the_target_early(
 
 
 def test_an_eval_period_over_4_percent_of_a_frameworks_budget_is_cut_to_the_half_second_grid() -> None:
-    """VALIDITY.md, rule 3. JAX steps slower here, so its budget is longer and keeps the requested period;
-    PyTorch's own budget gets its own, coarser periods cluster times to target at eval points."""
+    """VALIDITY.md, rule 3: coarser periods cluster times to target at eval points. JAX steps slower here, so
+    its budget is longer and keeps the requested period; PyTorch's shorter budget gets a period of its own."""
     assert capped_eval_period(3.0, 88.39) == 3.0  # 3.4% of it
     assert capped_eval_period(3.0, 50.87) == 2.0  # 4% is 2.03 s
     assert capped_eval_period(1.0, 17.41) == 0.5  # never under 0.5 s
