@@ -123,6 +123,17 @@ def test_noise_places_each_target_against_the_median_seed_of_its_calibration() -
         assert row["target_in_std"] < 0, "mnist's target was set at the worst seed: below the median"
 
 
+def test_noise_names_an_unknown_workload_and_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_algoperf.validity import noise
+
+    with pytest.raises(SystemExit):
+        noise.main(["--help"])
+    assert "[workloads ...]" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        noise.main(["nope"])
+    assert "unknown workload nope; built-in ones: cifar, criteo1tb_mini" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("framework", ["pytorch", "jax"])
 def test_the_gradient_only_submission_computes_gradients_and_changes_no_parameter(framework: str) -> None:
     from pytest_algoperf.loop import Trainer

@@ -6,10 +6,13 @@ example moves the metric; the calibration reruns' best validation values (seeds,
 their median and standard deviation; and where the target sits, in those standard deviations from the
 median (negative: easier than the median seed, the side a lower-is-better metric's sign is turned to).
 AlgoPerf's procedure puts the validation target at the median, 0 here (ALGOPERF.md section 7).
+
+    python -m pytest_algoperf.validity.noise [WORKLOAD ...]
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 from collections.abc import Sequence
@@ -70,8 +73,14 @@ def render(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    workloads = list(argv if argv is not None else sys.argv[1:]) or list(default_suite())
-    print("\n".join(render(noise_rows(workloads))))
+    parser = argparse.ArgumentParser(prog="python -m pytest_algoperf.validity.noise", description=__doc__)
+    parser.add_argument("workloads", nargs="*", help="base workloads (default: the default suite)")
+    args = parser.parse_args(argv)
+    known = {entry.name for entry in builtin_entries()}
+    unknown = [name for name in args.workloads if name not in known]
+    if unknown:
+        parser.error(f"unknown workload {', '.join(unknown)}; built-in ones: {', '.join(sorted(known))}")
+    print("\n".join(render(noise_rows(args.workloads or list(default_suite())))))
     return 0
 
 
