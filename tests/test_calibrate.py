@@ -125,6 +125,8 @@ def test_an_eval_period_over_4_percent_of_a_frameworks_budget_is_cut_to_the_half
     assert capped_eval_period(3.0, 50.87) == 2.0  # 4% is 2.03 s
     assert capped_eval_period(1.0, 17.41) == 0.5  # never under 0.5 s
     assert capped_eval_period(0.05, 10.0) == 0.05  # mnist's period, far under 4%
+    assert capped_eval_period(0.05, 1.24) == 0.05  # over 4% of a fast machine's budget: kept
+    assert capped_eval_period(0.7, 10.0) == 0.5  # 4% is 0.4 s: the grid's floor, still shorter than asked
     # PyTorch's reruns meet the target after 40 s, JAX's after 80 s: budgets of 53.33 s and 106.67 s.
     pytorch = [Trial("nadamw", "pytorch", {}, seed, 0.9, 0.9, 100.0, [(40.0, 0.9)]) for seed in (0, 1)]
     jax = [Trial("nadamw", "jax", {}, seed, 0.9, 0.9, 50.0, [(80.0, 0.9)]) for seed in (0, 1)]
