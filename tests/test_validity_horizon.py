@@ -23,6 +23,7 @@ def test_each_point_trains_each_schedule_length_and_a_rerun_resumes(
         ("adamw[0]", 10), ("adamw[1]", 10), ("adamw[0]", 20), ("adamw[1]", 20),
     ]  # fmt: skip
     assert all(r["curve"][-1][0] == r["steps"] for r in records)  # each run ends with its schedule
+    assert {r["parameter_scale"] for r in records} == {1.0}  # mnist's own scale, recorded with each run
     table = capsys.readouterr().out.splitlines()[-4:]
     assert table[0] == "| point | 10 steps | 20 steps |"
 
@@ -31,6 +32,26 @@ def test_each_point_trains_each_schedule_length_and_a_rerun_resumes(
 
     monkeypatch.setattr(horizon, "train_by_steps", must_not_train)
     assert horizon.main(argv) == 0
+
+
+def test_a_run_counts_as_done_only_at_the_parameter_scale_it_trained_at(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A label names a scale only where it is not the workload's own, and a recalibration can change a
+    workload's own scale: a record of another scale, or of none (files written before runs recorded it), is
+    not the run asked for, so it trains again and stays out of the table."""
+    output = tmp_path / "horizon.jsonl"
+    stale = {"label": "adamw[0]", "steps": 10, "seed": 0, "curve": [[10, 0.01]]}
+    other_scale = {**stale, "parameter_scale": 4.0}
+    output.write_text(json.dumps(stale) + "\n" + json.dumps(other_scale) + "\n")
+    argv = ["--workload", "mnist", "--points", "adamw:0", "--steps", "10", "--output", str(output)]
+    assert horizon.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "1 runs name no parameter scale" in out
+    assert "adamw[0] 10 steps seed 0: best" in out  # trained again
+    assert "0.0100" not in out  # neither stale value reaches the table
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [r.get("parameter_scale") for r in records] == [None, 4.0, 1.0]
 
 
 def test_the_table_ranks_points_per_schedule_length_by_the_metrics_direction() -> None:
@@ -89,6 +110,9 @@ def test_a_malformed_override_or_factor_is_refused_with_the_expected_form(
     with pytest.raises(SystemExit):
         horizon.main([*argv, "--lr-factors", "2,x"])
     assert "--lr-factors takes positive numbers like 2,4,8, got '2,x'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        horizon.main([*argv, "--lr-factors", "2,inf"])
+    assert "--lr-factors takes positive numbers like 2,4,8, got '2,inf'" in capsys.readouterr().err
 
 
 def test_scaling_a_point_without_a_learning_rate_names_the_point() -> None:

@@ -14,7 +14,8 @@ the best ones.
 
 A point's schedule is the whole run (``step_hint`` is set to the run's length), with 20 evaluations. The
 points of a panel member come from the search space the validity study gives it. Every finished run is
-appended to ``--output`` (JSON lines) and a rerun of the command skips it, so a long comparison resumes.
+appended to ``--output`` (JSON lines) with the parameter scale it trained at, and a rerun of the command skips
+it where the scale is the same, so a long comparison resumes.
 Why it matters: AlgoPerf tuned its published points on schedules of 10,000-196,000 steps; a point that wins
 on a short schedule may lose on a long one (VALIDITY.md, "How long a schedule is").
 """
@@ -76,9 +77,18 @@ def parse_factors(text: str) -> list[float]:
         factors = [float(f) for f in text.split(",")]
     except ValueError:
         raise refusal from None
-    if not all(f > 0 for f in factors):
+    if not all(f > 0 and math.isfinite(f) for f in factors):
         raise refusal
     return factors
+
+
+def reusable_records(lines: list[str], parameter_scale: float) -> tuple[list[dict[str, Any]], int]:
+    """The records of an output file made at ``parameter_scale``, and how many name no scale. A label says a
+    scale only where it is not the workload's own, and a workload's own scale can change with its calibration,
+    so a run counts as done only where its record names the scale it trained at."""
+    records = [json.loads(line) for line in lines if line.strip()]
+    unscaled = sum("parameter_scale" not in r for r in records)
+    return [r for r in records if r.get("parameter_scale") == parameter_scale], unscaled
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -173,22 +183,34 @@ def main(argv: list[str] | None = None) -> int:
         dict(args.override),
     )
     workload = find_entry(args.workload).create(args.framework, None, "cpu")
-    if args.parameter_scale not in (None, getattr(workload, "parameter_scale", 1.0)):
-        configs = [(s, f"{label} params x{args.parameter_scale:g}", p) for s, label, p in configs]
+    own_scale = getattr(workload, "parameter_scale", 1.0)
+    scale = own_scale if args.parameter_scale is None else args.parameter_scale
+    if scale != own_scale:
+        configs = [(s, f"{label} params x{scale:g}", p) for s, label, p in configs]
     higher = workload.target_metric_higher_is_better
-    done = []
+    done: list[dict[str, Any]] = []
     if args.output.exists():
-        done = [json.loads(line) for line in args.output.read_text().splitlines() if line.strip()]
+        done, unscaled = reusable_records(args.output.read_text().splitlines(), scale)
+        if unscaled:
+            print(
+                f"{args.output}: {unscaled} runs name no parameter scale (written before runs recorded it), "
+                "so they are trained again rather than taken as done",
+                flush=True,
+            )
     finished = {(r["label"], r["steps"], r["seed"]) for r in done}
     for seed in (int(s) for s in args.seeds.split(",")):
         for steps in (int(s) for s in args.steps.split(",")):
             for submission, label, point in configs:
                 if (label, steps, seed) in finished:
                     continue
-                curve = train_by_steps(
-                    args.workload, args.framework, submission, point, steps, seed, args.parameter_scale
-                )
-                record = {"label": label, "steps": steps, "seed": seed, "curve": curve}
+                curve = train_by_steps(args.workload, args.framework, submission, point, steps, seed, scale)
+                record = {
+                    "label": label,
+                    "steps": steps,
+                    "seed": seed,
+                    "parameter_scale": scale,
+                    "curve": curve,
+                }
                 with args.output.open("a") as out:
                     out.write(json.dumps(record) + "\n")
                 done.append(record)
