@@ -47,7 +47,7 @@ def test_a_run_counts_as_done_only_at_the_parameter_scale_it_trained_at(
     argv = ["--workload", "mnist", "--points", "adamw:0", "--steps", "10", "--output", str(output)]
     assert horizon.main(argv) == 0
     out = capsys.readouterr().out
-    assert "1 runs name no parameter scale" in out
+    assert "runs recorded without a parameter scale (written before runs recorded it): 1;" in out
     assert "adamw[0] 10 steps seed 0: best" in out  # trained again
     assert "0.0100" not in out  # neither stale value reaches the table
     records = [json.loads(line) for line in output.read_text().splitlines()]

@@ -193,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         done, unscaled = reusable_records(args.output.read_text().splitlines(), scale)
         if unscaled:
             print(
-                f"{args.output}: {unscaled} runs name no parameter scale (written before runs recorded it), "
-                "so they are trained again rather than taken as done",
+                f"{args.output}: runs recorded without a parameter scale (written before runs recorded it): "
+                f"{unscaled}; they train again rather than count as done",
                 flush=True,
             )
     finished = {(r["label"], r["steps"], r["seed"]) for r in done}
