@@ -93,16 +93,16 @@ def test_an_unknown_reference_submission_is_an_error_that_names_it() -> None:
         scoreboards([run("a", "w", 1.0), run("b", "w", 2.0)], reference="nope")
 
 
-def test_a_fixed_list_is_consumed_in_order_so_studies_get_different_points() -> None:
-    space = parse_search_space([{"learning_rate": lr} for lr in (1, 2, 3, 4, 5, 6)])
-    points = study_points(space, studies=2, trials=3, session_seed=0)
-    assert [[p["learning_rate"] for p in study] for study in points] == [[1, 2, 3], [4, 5, 6]]
+def test_every_study_runs_a_fixed_list_from_its_first_point_as_algoperf_does() -> None:
+    space = parse_search_space([{"learning_rate": lr} for lr in (1, 2, 3, 4, 5)])
+    points = study_points(space, studies=3, trials=5, session_seed=0)
+    assert [[p["learning_rate"] for p in study] for study in points] == [[1, 2, 3, 4, 5]] * 3
 
 
-def test_a_fixed_list_too_short_for_every_study_is_an_error_naming_the_counts() -> None:
+def test_more_trials_than_fixed_points_is_an_error_naming_the_counts() -> None:
     space = parse_search_space([{"learning_rate": 1.0}, {"learning_rate": 2.0}])
-    with pytest.raises(ValueError, match="2 fixed points but 2 studies x 2 trials need 4"):
-        study_points(space, studies=2, trials=2, session_seed=0)
+    with pytest.raises(ValueError, match="only 2 fixed points but 3 trials were requested"):
+        study_points(space, studies=1, trials=3, session_seed=0)
 
 
 def test_ranges_are_sampled_independently_per_study_and_reproducibly_from_the_session_seed() -> None:

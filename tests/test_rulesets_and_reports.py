@@ -27,14 +27,15 @@ def write_points(pytester: pytest.Pytester, submission: str, *learning_rates: fl
 
 def test_each_study_and_trial_is_its_own_test_with_its_own_point(pytester: pytest.Pytester) -> None:
     write_tiny_project(pytester)
-    write_points(pytester, "tinysgd", 0.2, 0.3, 0.4, 0.5, 0.25, 0.35)
+    write_points(pytester, "tinysgd", 0.2, 0.3, 0.4)
     result = run_tiny(pytester, "--algoperf-trials=3", "--algoperf-studies=2", "-v")
     result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines(["*tinysgd-pytorch-tiny-study1-trial2 PASSED*"])
     runs = read_results(pytester)["runs"]
     points = {(run["study"], run["trial"]): run["hyperparameters"]["learning_rate"] for run in runs}
-    # A fixed list is consumed in order across the session: study 0 takes the first three points.
-    assert points == {(0, 0): 0.2, (0, 1): 0.3, (0, 2): 0.4, (1, 0): 0.5, (1, 1): 0.25, (1, 2): 0.35}
+    # As in AlgoPerf, every study runs the fixed list from its first point; studies differ by their seeds.
+    assert points == {(0, 0): 0.2, (0, 1): 0.3, (0, 2): 0.4, (1, 0): 0.2, (1, 1): 0.3, (1, 2): 0.4}
+    assert len({run["seed"] for run in runs}) == 6
     result.stdout.fnmatch_lines(["*algoperf workload times*", "pytorch*tinysgd*s"])
 
 

@@ -3,8 +3,9 @@
 External tuning: every study draws its own trials from the submission's search space. A dict space is
 sampled by a Halton sequence scrambled with a per-study seed derived from the session seed, so studies are
 independent and reproducible (the reference code gives every study the same points; we do not). A list of
-fixed points is consumed in order across the session: study 0 takes the first ``trials`` points, study 1
-the next ones, so studies do not repeat each other either.
+fixed points is a set of published configurations: as in AlgoPerf, where each study is one run of the
+submission runner over the same list, every study takes its first ``trials`` points, and studies differ by
+their seeds. So a list of five points runs AlgoPerf's 3 studies x 5 trials.
 
 Self-tuning: no search space; ``hyperparameters`` is None, one run per study, 1.5x the budget.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import collections
 from typing import Any
 
-from pytest_algoperf.score.search_space import SearchSpace, SearchSpaceError, study_seed
+from pytest_algoperf.score.search_space import SearchSpace, study_seed
 
 RULESETS = ("external", "self")
 SELF_TUNING_BUDGET_FACTOR = 1.5
@@ -33,14 +34,7 @@ def study_points(
 ) -> list[list[dict[str, Any]]]:
     """``points[study][trial]``: the hyperparameter point of every external-tuning run."""
     if space.fixed_points:
-        needed = studies * trials
-        if needed > len(space.fixed_points):
-            raise SearchSpaceError(
-                f"{space.source}: the list has {len(space.fixed_points)} fixed points but {studies} studies "
-                f"x {trials} trials need {needed}; add points or run fewer studies or trials"
-            )
-        flat = space.points(needed, seed=0)
-        return [flat[s * trials : (s + 1) * trials] for s in range(studies)]
+        return [space.points(trials, seed=0) for _ in range(studies)]
     return [space.points(trials, seed=study_seed(session_seed, s)) for s in range(studies)]
 
 
