@@ -71,7 +71,7 @@ from pytest_algoperf.calibration import (
 from pytest_algoperf.calibration_progress import Counter, Progress, Trial, say
 from pytest_algoperf.calibration_rule import budget_for_targets, targets_from_reruns
 from pytest_algoperf.frameworks import get_adapter
-from pytest_algoperf.frameworks.parameter_scale import sgd_equivalent_point
+from pytest_algoperf.frameworks.parameter_scale import resolved_parameter_scale, sgd_equivalent_point
 from pytest_algoperf.hardware.profiles import DeviceDescription
 from pytest_algoperf.hardware.selection import describe_calibration_device
 from pytest_algoperf.loop import RunSettings, run_benchmark
@@ -164,7 +164,7 @@ def calibrate(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     workloads = {f: entry.create(f, args.data_dir, args.device, args.parameter_scale) for f in frameworks}
     first = workloads[frameworks[0]]
     higher = first.target_metric_higher_is_better
-    scale = first.parameter_scale if args.parameter_scale is None else args.parameter_scale
+    scale = resolved_parameter_scale(first, args.parameter_scale)
     if args.keep_targets:  # the committed point alone: its run is the first framework's seed-0 rerun
         committed = first.calibration
         candidates = [committed_point(first)]

@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pytest_algoperf.frameworks.parameter_scale import own_parameter_scale
 from pytest_algoperf.spec import Workload
 
 DIGEST_LENGTH = 16  # hex characters: enough to tell calibrations apart, short enough to read
@@ -40,7 +41,7 @@ def calibration_values(workload: Workload) -> dict[str, Any]:
     """The workload's calibrated numbers, as the run sees them (a variant's budget is its base's), and its
     parameter scale where it is not 1 (the targets hold only at it; left out at 1, so that records made
     before workloads had one keep their digest)."""
-    scale = getattr(workload, "parameter_scale", 1.0)
+    scale = own_parameter_scale(workload)
     return {
         "validation_target": workload.validation_target_value,
         "test_target": workload.test_target_value,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import algoperf_workloads
-from pytest_algoperf.frameworks.parameter_scale import scale_parameters
+from pytest_algoperf.frameworks.parameter_scale import resolved_parameter_scale, scale_parameters
 from pytest_algoperf.spec import Workload
 
 WorkloadClass = type[Workload]
@@ -49,9 +49,7 @@ class WorkloadEntry:
         workload = self.workload_class(framework)(data_dir=data_dir, device=device)
         workload.name = self.name
         workload.base_name = self.base_name or self.name
-        if parameter_scale is None:
-            parameter_scale = getattr(workload, "parameter_scale", 1.0)
-        return scale_parameters(workload, parameter_scale, framework)
+        return scale_parameters(workload, resolved_parameter_scale(workload, parameter_scale), framework)
 
 
 @dataclass

@@ -23,7 +23,17 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["scale_parameters", "sgd_equivalent_point"]
+__all__ = ["own_parameter_scale", "resolved_parameter_scale", "scale_parameters", "sgd_equivalent_point"]
+
+
+def own_parameter_scale(workload: Any) -> float:
+    """The scale a workload's targets were set at (its calibration entry's), 1 for one that names none."""
+    return getattr(workload, "parameter_scale", 1.0)
+
+
+def resolved_parameter_scale(workload: Any, requested: float | None) -> float:
+    """The scale a run trains ``workload`` at: ``requested`` where a tool asks for one, else its own."""
+    return own_parameter_scale(workload) if requested is None else requested
 
 
 def scale_parameters(workload: Any, factor: float, framework: str) -> Any:

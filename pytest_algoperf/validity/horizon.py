@@ -30,6 +30,7 @@ from typing import Any
 
 from pytest_algoperf.calibrate import find_entry, parse_scale
 from pytest_algoperf.frameworks import get_adapter
+from pytest_algoperf.frameworks.parameter_scale import own_parameter_scale, resolved_parameter_scale
 from pytest_algoperf.loop import RunSettings, run_benchmark
 from pytest_algoperf.results import RunResult
 from pytest_algoperf.score.search_space import load_search_space
@@ -183,9 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         dict(args.override),
     )
     workload = find_entry(args.workload).create(args.framework, None, "cpu")
-    own_scale = getattr(workload, "parameter_scale", 1.0)
-    scale = own_scale if args.parameter_scale is None else args.parameter_scale
-    if scale != own_scale:
+    scale = resolved_parameter_scale(workload, args.parameter_scale)
+    if scale != own_parameter_scale(workload):
         configs = [(s, f"{label} params x{scale:g}", p) for s, label, p in configs]
     higher = workload.target_metric_higher_is_better
     done: list[dict[str, Any]] = []
