@@ -58,12 +58,18 @@ def test_a_disagreement_is_a_pair_algoperf_separates_by_more_than_the_gap_in_the
 
 
 def _results(
-    folder: Path, submission: str, times: dict[str, float | None], trial: int = 0, seed: int = 0
+    folder: Path,
+    submission: str,
+    times: dict[str, float | None],
+    trial: int = 0,
+    seed: int = 0,
+    study: int = 0,
 ) -> None:
     runs = [
         RunResult(
             test_id=f"{submission}-{workload}", submission=submission, framework="pytorch", workload=workload,
-            seed=seed, trial=trial, reached=time is not None, time_to_target=time, budget_sec=100.0,
+            seed=seed, study=study, trial=trial, reached=time is not None, time_to_target=time,
+            budget_sec=100.0,
         ).to_json()
         for workload, time in times.items()
     ]  # fmt: skip
@@ -92,6 +98,37 @@ def test_the_study_scores_the_panels_sessions_beside_algoperfs_scores(
     saved = json.loads((tmp_path / "validity.json").read_text())["frameworks"]["pytorch"]
     assert [m["submission"] for m in saved["members"]] == ["nadamw", "soap", "schedule_free_adamw"]
     assert (saved["members"][0]["reached"], saved["members"][0]["workloads"]) == (2, 3)
+
+
+def test_with_several_studies_each_is_also_scored_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Study 1 puts soap first, as AlgoPerf does; study 2 puts nadamw first. The board of both takes the median
+    # over studies (AlgoPerf's rule), so each study alone shows how far one study's order moves.
+    for name, first, second in (
+        ("soap", 10.0, 14.0),
+        ("schedule_free_adamw", 12.0, 13.0),
+        ("nadamw", 14.0, 10.0),
+    ):
+        _results(tmp_path / "pytorch" / name, name, {"w1": first})
+        _results(tmp_path / "pytorch" / name / "resume-1", name, {"w1": second}, study=1)
+    argv = ["--output", str(tmp_path), "--framework", "pytorch", "--score-only"]
+    assert main([*argv, "--submissions", "soap,schedule_free_adamw,nadamw"]) == 0
+    printed = capsys.readouterr().out
+    assert "study 1 alone: tau +1.000; soap 1.000, schedule_free_adamw" in printed
+    assert "study 2 alone: tau -1.000; nadamw 1.000, schedule_free_adamw" in printed
+    saved = json.loads((tmp_path / "validity.json").read_text())["frameworks"]["pytorch"]
+    assert [s["study"] for s in saved["per_study"]] == [1, 2]
+    # Both studies: soap and nadamw 12 (the mean of two), schedule_free_adamw 12.5.
+    assert saved["members"][-1]["submission"] == "schedule_free_adamw"
+
+
+def test_a_single_study_is_not_scored_again_alone(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    _results(tmp_path / "pytorch" / "soap", "soap", {"w1": 10.0})
+    _results(tmp_path / "pytorch" / "nadamw", "nadamw", {"w1": 11.0})
+    assert main(["--output", str(tmp_path), "--framework", "pytorch", "--score-only"]) == 0
+    assert "alone" not in capsys.readouterr().out
+    assert "per_study" not in json.loads((tmp_path / "validity.json").read_text())["frameworks"]["pytorch"]
 
 
 def test_the_study_names_members_that_have_not_run_and_rejects_unknown_ones(

@@ -197,50 +197,70 @@ def _complete_runs(session: Session, args: argparse.Namespace, workloads: list[s
 
 
 def score_study(sessions: list[Session], min_gap: float) -> dict:
-    """Per framework: each member's score on the suite beside AlgoPerf's, Kendall's tau, disagreements."""
+    """Per framework: each member's score on the suite beside AlgoPerf's, Kendall's tau, disagreements. With
+    several studies, also each study scored alone (``per_study``): how far one study's order moves."""
     frameworks: dict[str, dict] = {}
     for framework in dict.fromkeys(s.framework for s in sessions):
         member_runs = {s: s.runs() for s in sessions if s.framework == framework}
-        present = [s for s, runs in member_runs.items() if runs]
+        present = {s: runs for s, runs in member_runs.items() if runs}
         missing = [s.member.submission for s, runs in member_runs.items() if not runs]
-        runs: list[RunResult] = [run for s in present for run in member_runs[s]]
-        boards = scoreboards(runs) if len(present) > 1 else []
-        by_steps = scoreboards(_steps_as_time(runs)) if boards else []
-        if not boards:
+        summary = _board_summary(present, min_gap)
+        if summary is None:
             frameworks[framework] = {"members": [], "missing": missing, "note": "fewer than two members ran"}
             continue
-        board = boards[0]
-        rows = []
-        for s in present:
-            name = s.member.submission
-            ratios = board.ratios.get(name, {})
-            rows.append(
-                {
-                    "submission": name,
-                    "stands_for": s.member.stands_for,
-                    "reached": sum(math.isfinite(t) for t in board.times[name].values()),
-                    "workloads": len(board.times[name]),
-                    "score": board.scores[name],
-                    "score_by_steps": by_steps[0].scores[name],
-                    "algoperf_score": s.member.algoperf_score,
-                    "ratios": {w: (r if math.isfinite(r) else None) for w, r in ratios.items()},
-                }
-            )
-        ours = {r["submission"]: r["score"] for r in rows if r["algoperf_score"] is not None}
-        theirs = {r["submission"]: r["algoperf_score"] for r in rows if r["algoperf_score"] is not None}
-        tau = kendall_tau(ours, theirs)
-        steps = {r["submission"]: r["score_by_steps"] for r in rows if r["submission"] in theirs}
-        tau_by_steps = kendall_tau(steps, theirs)
-        frameworks[framework] = {
-            "members": sorted(rows, key=lambda r: -r["score"]),
-            "missing": missing,
-            "workloads": sorted(board.ratios[next(iter(board.ratios))]),
-            "kendall_tau": None if math.isnan(tau) else tau,
-            "kendall_tau_by_steps": None if math.isnan(tau_by_steps) else tau_by_steps,
-            "disagreements": [asdict(d) for d in disagreements(ours, theirs, min_gap)],
-            "min_gap": min_gap,
-        }
+        studies = sorted({run.study for runs in present.values() for run in runs})
+        if len(studies) > 1:
+            summary["per_study"] = []
+            for study in studies:
+                alone = _board_summary(
+                    {s: [r for r in runs if r.study == study] for s, runs in present.items()}, min_gap
+                )
+                if alone is not None:
+                    scores = {m["submission"]: m["score"] for m in alone["members"]}
+                    summary["per_study"].append(
+                        {"study": study + 1, "kendall_tau": alone["kendall_tau"], "scores": scores}
+                    )
+        frameworks[framework] = {**summary, "missing": missing}
     return {"frameworks": frameworks}
+
+
+def _board_summary(member_runs: dict[Session, list[RunResult]], min_gap: float) -> dict | None:
+    """The members' runs scored on one board beside AlgoPerf's scores; None with fewer than two members."""
+    present = [s for s, runs in member_runs.items() if runs]
+    if len(present) < 2:
+        return None
+    runs: list[RunResult] = [run for s in present for run in member_runs[s]]
+    board, by_steps = scoreboards(runs)[0], scoreboards(_steps_as_time(runs))[0]
+    rows = []
+    for s in present:
+        name = s.member.submission
+        ratios = board.ratios.get(name, {})
+        rows.append(
+            {
+                "submission": name,
+                "stands_for": s.member.stands_for,
+                "reached": sum(math.isfinite(t) for t in board.times[name].values()),
+                "workloads": len(board.times[name]),
+                "score": board.scores[name],
+                "score_by_steps": by_steps.scores[name],
+                "algoperf_score": s.member.algoperf_score,
+                "ratios": {w: (r if math.isfinite(r) else None) for w, r in ratios.items()},
+            }
+        )
+    ours = {r["submission"]: r["score"] for r in rows if r["algoperf_score"] is not None}
+    theirs = {r["submission"]: r["algoperf_score"] for r in rows if r["algoperf_score"] is not None}
+    tau = kendall_tau(ours, theirs)
+    tau_by_steps = kendall_tau(
+        {r["submission"]: r["score_by_steps"] for r in rows if r["submission"] in theirs}, theirs
+    )
+    return {
+        "members": sorted(rows, key=lambda r: -r["score"]),
+        "workloads": sorted(board.ratios[next(iter(board.ratios))]),
+        "kendall_tau": None if math.isnan(tau) else tau,
+        "kendall_tau_by_steps": None if math.isnan(tau_by_steps) else tau_by_steps,
+        "disagreements": [asdict(d) for d in disagreements(ours, theirs, min_gap)],
+        "min_gap": min_gap,
+    }
 
 
 def _steps_as_time(runs: list[RunResult]) -> list[RunResult]:
@@ -286,6 +306,10 @@ def render(summary: dict) -> list[str]:
                 )
         else:
             lines.append(f"  every pair AlgoPerf separates by more than {gap} is in its order")
+        for study in board.get("per_study", []):
+            ranked = sorted(study["scores"].items(), key=lambda item: -item[1])
+            order = ", ".join(f"{name} {score:.3f}" for name, score in ranked)
+            lines.append(f"  study {study['study']} alone: tau {_signed(study['kendall_tau'])}; {order}")
         if board["missing"]:
             lines.append(f"  not run yet: {', '.join(board['missing'])}")
     return lines
