@@ -12,6 +12,8 @@ import pytest
 from test_baselines import BASELINES, optimizer_trajectories
 from tiny import TinyWorkload
 
+from pytest_algoperf.batch_size_rule import algoperf_name
+from pytest_algoperf.registry import default_suite
 from pytest_algoperf.schedules import cyclic_warmup_cosine_factor, warmup_cosine_factor
 from pytest_algoperf.score.search_space import load_search_space
 from pytest_algoperf.score.tuning import as_hyperparameters
@@ -44,6 +46,13 @@ def test_panel_member_loads_with_a_point_for_each_of_five_trials(name: str, fram
     if member(name).algoperf_score is not None:
         assert len(space.fixed_points) == 5, "the five points AlgoPerf scored"
     assert submission.get_batch_size("mnist", "mnist") == 64
+
+
+def test_workloads_where_algoperfs_runs_were_cut_are_workloads_on_algoperfs_board() -> None:
+    board = {algoperf_name(name) for name in default_suite()} - {None}
+    cut = {w for m in PANEL for w in m.algoperf_runs_cut}
+    assert cut and cut <= board
+    assert {m.submission for m in PANEL if m.algoperf_runs_cut} == {"lawa_queue", "lawa_ema"}
 
 
 def test_the_panels_nadamw_is_algoperfs_baseline_not_our_tuned_list() -> None:

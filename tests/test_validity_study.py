@@ -123,6 +123,25 @@ def test_with_several_studies_each_is_also_scored_alone(
     assert saved["members"][-1]["submission"] == "schedule_free_adamw"
 
 
+def test_a_pair_lost_where_algoperfs_published_runs_were_cut_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # lawa_queue beats nadamw here; AlgoPerf puts nadamw 0.20 above it, on lawa_queue runs that stopped early.
+    _results(tmp_path / "pytorch" / "nadamw", "nadamw", {"w1": 12.0})
+    _results(tmp_path / "pytorch" / "lawa_queue", "lawa_queue", {"w1": 11.0})
+    assert main(["--output", str(tmp_path), "--framework", "pytorch", "--score-only"]) == 0
+    printed = capsys.readouterr().out
+    assert "nadamw over lawa_queue: AlgoPerf +0.2008" in printed
+    assert (
+        "AlgoPerf's published lawa_queue runs stopped short of the budget on criteo1tb, imagenet_resnet"
+        in printed
+    )
+    saved = json.loads((tmp_path / "validity.json").read_text())["frameworks"]["pytorch"]
+    assert saved["disagreements"][0]["algoperf_runs_cut"] == {
+        "lawa_queue": list(member("lawa_queue").algoperf_runs_cut)
+    }
+
+
 def test_a_single_study_is_not_scored_again_alone(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     _results(tmp_path / "pytorch" / "soap", "soap", {"w1": 10.0})
     _results(tmp_path / "pytorch" / "nadamw", "nadamw", {"w1": 11.0})

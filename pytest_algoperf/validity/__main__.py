@@ -11,7 +11,8 @@ by run. ``--parallel N``
 runs N sessions at once, each pinned to one CPU of this process's affinity. Then every framework's members
 are scored on one board (AlgoPerf's performance profile, the fastest trial of each study) and printed
 beside AlgoPerf v0.5's published scores, with Kendall's tau and the pairs AlgoPerf separates by more than
-``--min-gap`` that the suite orders otherwise; ``OUTPUT/validity.json`` keeps it all.
+``--min-gap`` that the suite orders otherwise; with several studies each study is also scored alone, to show
+how far one study's order moves. ``OUTPUT/validity.json`` keeps it all.
 """
 
 from __future__ import annotations
@@ -258,9 +259,15 @@ def _board_summary(member_runs: dict[Session, list[RunResult]], min_gap: float) 
         "workloads": sorted(board.ratios[next(iter(board.ratios))]),
         "kendall_tau": None if math.isnan(tau) else tau,
         "kendall_tau_by_steps": None if math.isnan(tau_by_steps) else tau_by_steps,
-        "disagreements": [asdict(d) for d in disagreements(ours, theirs, min_gap)],
+        "disagreements": [_with_cut_runs(asdict(d)) for d in disagreements(ours, theirs, min_gap)],
         "min_gap": min_gap,
     }
+
+
+def _with_cut_runs(pair: dict) -> dict:
+    """The pair, with the workloads where AlgoPerf's published runs of either member were cut short."""
+    cut = {name: list(member(name).algoperf_runs_cut) for name in (pair["better"], pair["worse"])}
+    return {**pair, "algoperf_runs_cut": {name: w for name, w in cut.items() if w}}
 
 
 def _steps_as_time(runs: list[RunResult]) -> list[RunResult]:
@@ -304,6 +311,11 @@ def render(summary: dict) -> list[str]:
                     f"    {d['better']} over {d['worse']}: AlgoPerf +{d['theirs_gap']:.4f}; "
                     f"here {d['ours'][0]:.3f} vs {d['ours'][1]:.3f}"
                 )
+                for name, workloads in d.get("algoperf_runs_cut", {}).items():
+                    lines.append(
+                        f"      AlgoPerf's published {name} runs stopped short of the budget on "
+                        f"{', '.join(workloads)}, which its score counts as missed (VALIDITY.md)"
+                    )
         else:
             lines.append(f"  every pair AlgoPerf separates by more than {gap} is in its order")
         for study in board.get("per_study", []):
