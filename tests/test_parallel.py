@@ -106,4 +106,11 @@ def test_serial_and_parallel_sessions_with_the_same_seed_record_the_same_runs(
     allowed = set(next(iter(serial_runs.values()))["cpus"])
     worker_cpus = {tuple(run["cpus"]) for run in parallel_runs.values()}
     assert len(worker_cpus) == 2 and all(len(cpus) == 1 and set(cpus) <= allowed for cpus in worker_cpus)
-    assert {run["hyperparameters"]["learning_rate"] for run in serial_runs.values()} == {0.2, 0.05, 0.3, 0.1}
+    # Each study runs the list from its first point, with seeds of its own.
+    assert sorted(run["hyperparameters"]["learning_rate"] for run in serial_runs.values()) == [
+        0.05,
+        0.05,
+        0.2,
+        0.2,
+    ]
+    assert len({run["seed"] for run in serial_runs.values()}) == 4
