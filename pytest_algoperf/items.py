@@ -42,6 +42,8 @@ def describe_miss(result: RunResult) -> str:
         "budget spent": f"the {result.budget_sec:g} s budget was spent",
         "step budget spent": f"the step budget of {result.step_budget} steps was spent",
         "training complete": "the submission ended training (TrainingCompleteError)",
+        "max_global_steps reached": f"training completed at max_global_steps ({result.max_global_steps}, "
+        "--algoperf-max-global-steps)",
     }.get(result.stop_reason, result.stop_reason)
     return (
         f"{result.workload}: validation/{result.target_metric} reached {best}, target {direction} "
@@ -119,6 +121,8 @@ class BenchmarkItem(pytest.Item):
             data_dir=session.settings.data_dir,
             eval_every_steps=schedule.eval_every_steps if schedule else session.settings.eval_every_steps,
             step_budget=schedule.step_budget if schedule else None,
+            # step mode has its own step budget; the cap is AlgoPerf's, for its time-based runs
+            max_global_steps=None if schedule else session.max_global_steps(self.workload),
             device=self.workload.device,
             hang_limit_sec=session.settings.hang_timeout,
         )

@@ -55,6 +55,9 @@ class RunSettings:
     # Stop after this many steps; the time budget then no longer stops the run, so a loaded machine cannot
     # change where it ends (the regression gate's step mode, and calibration runs).
     step_budget: int | None = None
+    # AlgoPerf's --max_global_steps: training completes at this step (an eval follows), and the time budget
+    # still applies. AlgoPerf's scoring runs set it to the workload's step_hint (scoring/run_workloads.py).
+    max_global_steps: int | None = None
     hang_limit_sec: float | None = None  # a longer submission step is a hang; default: the budget, >= 30 s
 
 
@@ -229,6 +232,7 @@ def run_benchmark(
     result.batch_size = trainer.batch_size
     prepare_for_eval = submission.function("prepare_for_eval")
     step_budget = settings.step_budget or math.inf
+    max_global_steps = settings.max_global_steps or math.inf
     watchdog = StepWatchdog(settings.hang_limit_sec or max(budget, MIN_HANG_LIMIT_SEC))
 
     clock = BenchmarkClock(
@@ -270,6 +274,7 @@ def run_benchmark(
                 state["training_complete"] = trainer.step(train_state)
                 watchdog.end()
                 clock.end_step(trainer.outputs)
+                state["training_complete"] |= clock.global_step >= max_global_steps
                 # not in train_state, which holds AlgoPerf's keys only
                 step_budget_spent = clock.global_step >= step_budget
 
@@ -317,7 +322,9 @@ def run_benchmark(
     result.eval_time = clock.eval_time
     result.logging_time = clock.logging_time
     result.total_duration = clock.total_duration
-    result.stop_reason = result.stop_reason or _stop_reason(state, step_budget_spent)
+    result.stop_reason = result.stop_reason or _stop_reason(
+        state, step_budget_spent, clock.global_step >= max_global_steps
+    )
     return result
 
 
@@ -331,6 +338,7 @@ def _describe(result: RunResult, workload: Workload, settings: RunSettings, budg
     result.test_target = workload.test_target_value
     result.budget_sec = budget
     result.step_budget = settings.step_budget
+    result.max_global_steps = settings.max_global_steps
     result.device = settings.device
     result.hardware_profile = workload.hardware_profile
     result.cuda_visible_devices = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -378,9 +386,11 @@ def _diverged(metrics: dict[str, float]) -> bool:
     return any(k.startswith("validation/") and not math.isfinite(v) for k, v in metrics.items())
 
 
-def _stop_reason(state: dict[str, bool], step_budget_spent: bool) -> str:
+def _stop_reason(state: dict[str, bool], step_budget_spent: bool, at_max_global_steps: bool) -> str:
     if _goals_reached(state):
         return "targets reached"
+    if at_max_global_steps:
+        return "max_global_steps reached"
     if state["training_complete"]:
         return "training complete"
     if step_budget_spent:

@@ -19,6 +19,7 @@ from pytest_algoperf.score.tuning import RULESETS
 from pytest_algoperf.submission import default_frameworks
 
 DEVICES = ("auto", "cpu", "cuda")
+STEP_HINT = "step_hint"
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,13 @@ OPTIONS = [
         "evaluate every N steps instead of every eval_period_time_sec, so "
         "steps to target do not depend on machine speed (a deviation from AlgoPerf)",
         "",
+    ),
+    OptionSpec(
+        "--algoperf-max-global-steps",
+        "step_hint (default): training completes at the workload's step_hint (x1.5 under self-tuning), "
+        "as AlgoPerf's scoring runs set its --max_global_steps; none: only the budget and the targets end "
+        "a run; N: at step N on every workload",
+        STEP_HINT,
     ),
     OptionSpec(
         "--algoperf-save-baseline", "write times and steps to target of this session to a JSON file", ""
@@ -213,6 +221,7 @@ class Settings:
     hardware_profile: str | None = None  # None: the profile matching the device
     share_devices: bool = False
     shard: tuple[int, int] | None = None  # (K, N): shard K (from 1) of N
+    max_global_steps: int | str | None = STEP_HINT  # a step, "step_hint", or None for no cap
 
     @property
     def benchmarking(self) -> bool:
@@ -310,7 +319,21 @@ def resolve_settings(config: pytest.Config) -> Settings:
         else raw["algoperf_hardware_profile"],
         share_devices=_flag(raw["algoperf_share_devices"]),
         shard=_shard(raw["algoperf_shard"]),
+        max_global_steps=_max_global_steps(raw["algoperf_max_global_steps"]),
     )
+
+
+def _max_global_steps(value: str) -> int | str | None:
+    """``--algoperf-max-global-steps``: step_hint, none or a step count of at least 1."""
+    text = str(value).strip().lower()
+    if text in (STEP_HINT, "none"):
+        return None if text == "none" else STEP_HINT
+    if not text.isdigit() or int(text) < 1:
+        raise pytest.UsageError(
+            f"--algoperf-max-global-steps={value!r} is not valid; give step_hint (AlgoPerf's scoring), none "
+            "(no step cap) or a step count of at least 1"
+        )
+    return int(text)
 
 
 def _shard(value: str) -> tuple[int, int] | None:

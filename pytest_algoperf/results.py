@@ -54,6 +54,7 @@ class RunResult:
     step_budget: int | None = (
         None  # the gate's step mode: the run stops after this many steps, not at budget_sec
     )
+    max_global_steps: int | None = None  # training completed at this step (AlgoPerf's --max_global_steps)
     reached: bool = False  # AlgoPerf's sense: the validation target was met within the time budget
     test_reached: bool = False
     # Of the first eval that met the validation target; with a step budget it may lie past the time budget

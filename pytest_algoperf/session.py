@@ -28,12 +28,12 @@ from pytest_algoperf.gate.schedule import StepSchedule, step_schedule, uses_step
 from pytest_algoperf.hardware import selection
 from pytest_algoperf.hardware.gpus import DeviceAssignmentError, gpu_probe_without_reservation
 from pytest_algoperf.hardware.profiles import NoProfileError
-from pytest_algoperf.options import Settings
+from pytest_algoperf.options import STEP_HINT, Settings
 from pytest_algoperf.provenance import calibration_change, calibration_record
 from pytest_algoperf.registry import WorkloadRegistry
 from pytest_algoperf.results import RunResult
 from pytest_algoperf.score.search_space import SearchSpaceError, load_search_space
-from pytest_algoperf.score.tuning import budget_factor, study_points, trials_per_study
+from pytest_algoperf.score.tuning import budget_factor, step_cap, study_points, trials_per_study
 from pytest_algoperf.spec import Workload
 from pytest_algoperf.submission import Submission, SubmissionError, load_submission, resolve_submission
 from pytest_algoperf.threads import limit_xla_threads, pin_worker_cpus
@@ -302,6 +302,13 @@ class AlgoPerfSession:
         if s.eval_every_steps:
             schedule = StepSchedule(s.eval_every_steps, schedule.step_budget)
         return schedule
+
+    def max_global_steps(self, workload: Workload) -> int | None:
+        """The step at which a time-mode run's training completes (``--algoperf-max-global-steps``)."""
+        cap = self.settings.max_global_steps
+        if cap == STEP_HINT:
+            return step_cap(workload.step_hint, self.settings.ruleset) if workload.step_hint else None
+        return cap if isinstance(cap, int) else None
 
     def workload(self, name: str, framework: str) -> Workload:
         """The workload instance, created once per session so data generation is not repeated."""

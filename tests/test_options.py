@@ -92,6 +92,8 @@ def test_the_output_folder_from_the_ini_file_is_relative_to_rootdir_and_holds_th
         ("--algoperf-eval-every-steps=0", "--algoperf-eval-every-steps"),
         ("--algoperf-workloads=mnist,no_such_workload", "--algoperf-workloads"),
         ("--algoperf-variant-scoring=v0.4", "--algoperf-variant-scoring"),
+        ("--algoperf-max-global-steps=0", "--algoperf-max-global-steps"),
+        ("--algoperf-max-global-steps=stephint", "--algoperf-max-global-steps"),
     ],
 )
 def test_a_bad_value_is_a_usage_error_naming_the_flag(

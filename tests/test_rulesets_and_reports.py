@@ -112,6 +112,7 @@ def test_self_tuning_passes_no_hyperparameters_and_one_and_a_half_times_the_budg
     runs = read_results(pytester)["runs"]
     assert [run["hyperparameters"] for run in runs] == [None, None]
     assert {run["budget_sec"] for run in runs} == {1.5 * TinyWorkload.max_allowed_runtime_sec}
+    assert {run["max_global_steps"] for run in runs} == {1.5 * TinyWorkload.step_hint}  # the steps scale too
 
 
 def write_slower_pair(pytester: pytest.Pytester) -> None:

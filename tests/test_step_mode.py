@@ -76,6 +76,7 @@ def test_a_run_that_misses_stops_at_the_step_budget(pytester: pytest.Pytester) -
     result.assert_outcomes(failed=1)
     run = only_run(pytester)
     assert (run["global_step"], run["stop_reason"]) == (30, "step budget spent")
+    assert run["max_global_steps"] is None  # the step budget is step mode's cap; AlgoPerf's is for time mode
 
 
 def evals_by_run(folder: Path) -> dict[str, list[tuple[int, dict[str, float]]]]:

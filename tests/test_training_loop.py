@@ -138,7 +138,8 @@ def test_the_same_seed_gives_the_same_steps_to_target(pytester: pytest.Pytester)
 def test_an_unreachable_target_fails_naming_the_workload_the_best_value_and_the_target(
     pytester: pytest.Pytester,
 ) -> None:
-    write_tiny_project(pytester, workload={"validation_target_value": 1.01, "max_allowed_runtime_sec": 0.2})
+    budget_only = {"validation_target_value": 1.01, "max_allowed_runtime_sec": 0.2, "step_hint": 10**6}
+    write_tiny_project(pytester, workload=budget_only)  # no step cap within reach: the budget ends the run
     result = run_tiny(pytester, "--algoperf-eval-every-steps=10")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(failed=1)
@@ -221,6 +222,56 @@ def test_the_budget_is_checked_only_at_eval_points(tmp_path: Path) -> None:
     assert all(record.score < budget for record in result.evals)
     assert (result.global_step - 1) % every == 0  # steps 1, 26, 51 ... are the eval points
     assert result.global_step > result.evals[-1].global_step
+
+
+def test_training_completes_at_max_global_steps_with_an_eval_at_that_step(tmp_path: Path) -> None:
+    """AlgoPerf's --max_global_steps: the step that reaches it completes training, an eval follows there
+    however recent the last one was, and the rest of the time budget goes unused."""
+    result = RunResult("tiny-cap", "tinysgd", "pytorch", "tiny", seed=0)
+    run_benchmark(
+        UnreachableTinyWorkload(),
+        load_tiny_submission(tmp_path),
+        get_adapter("pytorch"),
+        RunSettings(
+            seed=0,
+            hyperparameters=tiny_hyperparameters(),
+            budget_sec=60.0,
+            eval_every_steps=25,
+            max_global_steps=30,
+        ),
+        result,
+    )
+    assert result.stop_reason == "max_global_steps reached"
+    assert [record.global_step for record in result.evals] == [1, 26, 30]
+    assert (result.global_step, result.max_global_steps) == (30, 30)
+    assert result.submission_time < 60.0
+
+
+@pytest.mark.parametrize(("option", "steps"), [(None, 30), ("--algoperf-max-global-steps=12", 12)])
+def test_a_session_ends_training_at_the_step_hint_as_algoperfs_scoring_runs_do(
+    pytester: pytest.Pytester, option: str | None, steps: int
+) -> None:
+    write_tiny_project(pytester, workload={"validation_target_value": 1.01, "step_hint": 30})
+    result = run_tiny(pytester, "--algoperf-eval-every-steps=100", *([option] if option else []))
+    result.assert_outcomes(failed=1)
+    run = only_run(pytester)
+    assert (run["global_step"], run["max_global_steps"]) == (steps, steps)
+    assert run["stop_reason"] == "max_global_steps reached"
+    assert [e["global_step"] for e in run["evals"]] == [1, steps]
+    result.stdout.fnmatch_lines(
+        [f"*completed at max_global_steps ({steps}, --algoperf-max-global-steps) after {steps} steps*"]
+    )
+
+
+def test_without_a_step_cap_only_the_budget_or_the_targets_end_a_run(pytester: pytest.Pytester) -> None:
+    write_tiny_project(
+        pytester, workload={"validation_target_value": 1.01, "step_hint": 5, "max_allowed_runtime_sec": 0.3}
+    )
+    run_tiny(pytester, "--algoperf-max-global-steps=none", "--algoperf-eval-every-steps=10")
+    run = only_run(pytester)
+    assert run["stop_reason"] == "budget spent"
+    assert run["max_global_steps"] is None
+    assert run["global_step"] > 5
 
 
 RECORDING_HOOKS = """

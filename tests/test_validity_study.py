@@ -64,12 +64,13 @@ def _results(
     trial: int = 0,
     seed: int = 0,
     study: int = 0,
+    **fields: object,
 ) -> None:
     runs = [
         RunResult(
             test_id=f"{submission}-{workload}", submission=submission, framework="pytorch", workload=workload,
             seed=seed, study=study, trial=trial, reached=time is not None, time_to_target=time,
-            budget_sec=100.0,
+            budget_sec=100.0, **fields,  # type: ignore[arg-type]
         ).to_json()
         for workload, time in times.items()
     ]  # fmt: skip
@@ -140,6 +141,25 @@ def test_a_pair_lost_where_algoperfs_published_runs_were_cut_says_so(
     assert saved["disagreements"][0]["algoperf_runs_cut"] == {
         "lawa_queue": list(member("lawa_queue").algoperf_runs_cut)
     }
+
+
+def test_runs_recorded_without_a_step_cap_can_be_scored_as_if_capped_at_step_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # soap met its target first, but at step 120 of a step_hint of 100: AlgoPerf's scoring runs, which stop
+    # at step_hint (--max_global_steps), would have ended it short of the target.
+    hint = {"calibration": {"step_hint": 100}}
+    _results(tmp_path / "pytorch" / "soap", "soap", {"w1": 10.0}, steps_to_target=120, **hint)
+    _results(tmp_path / "pytorch" / "nadamw", "nadamw", {"w1": 12.0}, steps_to_target=90, **hint)
+    argv = ["--output", str(tmp_path), "--score-only", "--submissions", "soap,nadamw"]
+    assert main(argv) == 0
+    assert "every pair AlgoPerf separates by more than 0.05 is in its order" in capsys.readouterr().out
+    assert main([*argv, "--cap-recorded-runs"]) == 0
+    printed = capsys.readouterr().out
+    assert "soap over nadamw: AlgoPerf +0.2077; here 0.000 vs 1.000" in printed
+    assert "targets met only after it, now missed: soap 1, nadamw 0" in printed
+    saved = json.loads((tmp_path / "validity.json").read_text())["frameworks"]["pytorch"]
+    assert saved["met_after_step_hint"] == {"soap": 1, "nadamw": 0}
 
 
 def test_a_single_study_is_not_scored_again_alone(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

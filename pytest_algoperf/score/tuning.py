@@ -13,6 +13,7 @@ Self-tuning: no search space; ``hyperparameters`` is None, one run per study, 1.
 from __future__ import annotations
 
 import collections
+import math
 from typing import Any
 
 from pytest_algoperf.score.search_space import SearchSpace, study_seed
@@ -23,6 +24,12 @@ SELF_TUNING_BUDGET_FACTOR = 1.5
 
 def budget_factor(ruleset: str) -> float:
     return SELF_TUNING_BUDGET_FACTOR if ruleset == "self" else 1.0
+
+
+def step_cap(step_hint: int, ruleset: str) -> int:
+    """AlgoPerf's scoring runs stop at ``--max_global_steps``, which its workload metadata sets to step_hint
+    under external tuning and scales with the budget under self-tuning (3x steps for v0.5's 3x budget)."""
+    return math.ceil(step_hint * budget_factor(ruleset))
 
 
 def trials_per_study(ruleset: str, trials: int) -> int:

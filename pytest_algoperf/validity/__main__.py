@@ -67,6 +67,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--min-gap", type=float, default=0.05, help="AlgoPerf score gap a pair must keep")
     p.add_argument("--score-only", action="store_true", help="score what the folder holds; run nothing")
     p.add_argument("--pytest-args", default="", help="more pytest options for every session, quoted")
+    p.add_argument(
+        "--cap-recorded-runs",
+        action="store_true",
+        help="score runs recorded without a step cap as if they had stopped at step_hint (AlgoPerf's "
+        "--max_global_steps): a target first met after it counts as missed",
+    )
     return p
 
 
@@ -92,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if s not in to_run:
                     print(f"kept: {s.member.submission} ({s.framework}), {s.folder}")
             _run_sessions(to_run, args, workloads)
-        summary = score_study(sessions, args.min_gap)
+        summary = score_study(sessions, args.min_gap, args.cap_recorded_runs)
     except (ValueError, ResultsFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -197,12 +203,19 @@ def _complete_runs(session: Session, args: argparse.Namespace, workloads: list[s
         return 0
 
 
-def score_study(sessions: list[Session], min_gap: float) -> dict:
+def score_study(sessions: list[Session], min_gap: float, cap_recorded: bool = False) -> dict:
     """Per framework: each member's score on the suite beside AlgoPerf's, Kendall's tau, disagreements. With
-    several studies, also each study scored alone (``per_study``): how far one study's order moves."""
+    several studies, also each study scored alone (``per_study``): how far one study's order moves. With
+    ``cap_recorded``, uncapped runs are scored as if capped at step_hint (``capped_at_step_hint``)."""
     frameworks: dict[str, dict] = {}
     for framework in dict.fromkeys(s.framework for s in sessions):
         member_runs = {s: s.runs() for s in sessions if s.framework == framework}
+        late: dict[str, int] = {}
+        if cap_recorded:
+            for s, runs in member_runs.items():
+                capped = [capped_at_step_hint(run) for run in runs]
+                late[s.member.submission] = sum(c is not r for c, r in zip(capped, runs, strict=True))
+                member_runs[s] = capped
         present = {s: runs for s, runs in member_runs.items() if runs}
         missing = [s.member.submission for s, runs in member_runs.items() if not runs]
         summary = _board_summary(present, min_gap)
@@ -222,7 +235,21 @@ def score_study(sessions: list[Session], min_gap: float) -> dict:
                         {"study": study + 1, "kendall_tau": alone["kendall_tau"], "scores": scores}
                     )
         frameworks[framework] = {**summary, "missing": missing}
+        if cap_recorded:
+            frameworks[framework]["met_after_step_hint"] = late
     return {"frameworks": frameworks}
+
+
+def capped_at_step_hint(run: RunResult) -> RunResult:
+    """A run recorded without a step cap, as AlgoPerf's scoring runs (``--max_global_steps`` = step_hint)
+    would have ended it: its steps up to the cap are the same, so a target first met after step_hint is
+    missed. A capped run also evaluates at step_hint itself, an eval this run does not have, so a target met
+    between its last eval before step_hint and step_hint counts as missed here: a slight undercount."""
+    hint = (run.calibration or {}).get("step_hint")
+    late = run.reached and run.max_global_steps is None and hint and (run.steps_to_target or 0) > hint
+    if not late:
+        return run
+    return replace(run, reached=False, test_reached=False, time_to_target=None, steps_to_target=None)
 
 
 def _board_summary(member_runs: dict[Session, list[RunResult]], min_gap: float) -> dict | None:
@@ -322,6 +349,9 @@ def render(summary: dict) -> list[str]:
             ranked = sorted(study["scores"].items(), key=lambda item: -item[1])
             order = ", ".join(f"{name} {score:.3f}" for name, score in ranked)
             lines.append(f"  study {study['study']} alone: tau {_signed(study['kendall_tau'])}; {order}")
+        if "met_after_step_hint" in board:
+            late = ", ".join(f"{name} {count}" for name, count in board["met_after_step_hint"].items())
+            lines.append(f"  scored as capped at step_hint; targets met only after it, now missed: {late}")
         if board["missing"]:
             lines.append(f"  not run yet: {', '.join(board['missing'])}")
     return lines
