@@ -214,7 +214,9 @@ def score_study(sessions: list[Session], min_gap: float, cap_recorded: bool = Fa
         if cap_recorded:
             for s, runs in member_runs.items():
                 capped = [capped_at_step_hint(run) for run in runs]
-                late[s.member.submission] = sum(c is not r for c, r in zip(capped, runs, strict=True))
+                late[s.member.submission] = sum(
+                    r.reached and not c.reached for c, r in zip(capped, runs, strict=True)
+                )
                 member_runs[s] = capped
         present = {s: runs for s, runs in member_runs.items() if runs}
         missing = [s.member.submission for s, runs in member_runs.items() if not runs]
