@@ -126,6 +126,23 @@ def test_a_miss_in_time_mode_by_the_targets_seed_noise_only_is_inconclusive() ->
     assert missed_by(0.02, (10, 1000)) == "regressed"
 
 
+def test_a_miss_at_the_step_cap_of_a_target_the_baseline_met_after_it_is_inconclusive() -> None:
+    """A time-mode baseline saved without the cap met the target at step 100; a run capped at step 80 could
+    not: that says which cap each ran under, not that the code got slower. Under the cap it met it by, a miss
+    still regresses."""
+    time_mode = (None, None)
+
+    def missed_with_cap(cap: int) -> Any:
+        result = make_result(steps=None, schedule=time_mode)
+        result.max_global_steps = cap
+        return verdict_of(result, make_entry(steps=100, schedule=time_mode))
+
+    capped_before = missed_with_cap(80)
+    assert capped_before.status == "inconclusive"
+    assert "met the target at step 100, after this run's step cap of 80" in capped_before.detail
+    assert missed_with_cap(120).status == "regressed"
+
+
 @pytest.mark.parametrize(
     ("result_schedule", "entry_schedule"),
     [((None, None), (None, None)), ((5, 1000), (10, 1000)), ((10, 1000), (None, None))],

@@ -2,7 +2,9 @@
 
 - **target and steps to target**, exact: in step mode a seed gives the same trajectory on any load, so a run
   that misses a target its baseline met, or needs more steps, regressed; no noise allowance. When the two
-  sessions did not use the same schedule, threads and device, steps are not comparable and are not gated.
+  sessions did not use the same schedule, threads and device, steps are not comparable and are not gated. A
+  miss at the step cap (``--algoperf-max-global-steps``) of a target the baseline met after that step is
+  inconclusive: the baseline ran under another cap.
 - **time to target, paired** (the baseline's code was at hand): steps x the step time measured interleaved
   with the baseline's code (``pytest_algoperf.gate.paired``); regressed only when the whole confidence
   interval of the ratio lies above 1 + tolerance, inconclusive when it straddles it.
@@ -165,6 +167,15 @@ def _steps(result: RunResult, entry: BaselineEntry, base: BaselineRun) -> Compar
             status = "regressed" if numerics is None else "inconclusive"
             note += "" if numerics is None else f", but with {numerics}"
             return Comparison("target", baseline_steps, "missed", None, "exact", "met", status, note)
+        if (cap := result.max_global_steps) and base.steps_to_target and base.steps_to_target > cap:
+            # A baseline saved without the step cap (before it was the default, or with
+            # --algoperf-max-global-steps=none) met the target where this run was not allowed to go.
+            note = (
+                f"the baseline met the target at step {baseline_steps}, after this run's step cap of {cap} "
+                "(--algoperf-max-global-steps): save it again with --algoperf-update-baseline, "
+                "or run with the cap it had"
+            )
+            return Comparison("target", baseline_steps, "missed", None, "-", "met", "inconclusive", note)
         if result.contended:
             note = f"missed the target under contention ({_load(result)}): time ran out, not the steps"
             return Comparison("target", baseline_steps, "missed", None, "-", "met", "inconclusive", note)
