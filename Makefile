@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 bench: $(VENV)/.installed
 	$(BIN)/pytest --algoperf-submission=baseline --algoperf-framework=pytorch --algoperf-device=cpu
 
-## The validity study (VALIDITY.md): the panel under external tuning, scored beside AlgoPerf v0.5 (hours).
+## The validity study (VALIDITY.md): the panel under external tuning, scored beside AlgoPerf v0.5 (about 4 hours
+## on 2 CPUs for its 3 studies; --studies 1 takes a third of that and orders the panel by chance).
 validity: $(VENV)/.installed
 	$(BIN)/python -m pytest_algoperf.validity --framework pytorch --parallel 2 --output validity/
 

@@ -252,6 +252,8 @@ def test_the_study_runs_each_member_in_its_own_session_keeps_finished_ones_and_r
         "mnist",
         "--trials",
         "1",
+        "--studies",
+        "1",
         "--parallel",
         "2",
         "--pytest-args",
@@ -310,6 +312,13 @@ def test_a_resumed_study_keeps_only_the_runs_its_seed_plans(tmp_path: Path) -> N
     _results(member / "resume-1", "nadamw", {"w2": 12.0}, seed=planned + 1)
     assert [r.workload for r in recorded_runs(member, session_seed=0)] == ["w1"]
     assert [r.workload for r in recorded_runs(member)] == ["w1", "w2"]
+
+
+def test_by_default_a_study_is_algoperfs_five_trials_in_three_studies() -> None:
+    """One study ordered the panel by chance (tau +0.733, +0.333 and +0.067 in three, VALIDITY.md), so the
+    one command runs AlgoPerf v0.6's three."""
+    args = parser().parse_args([])
+    assert (args.trials, args.studies) == (5, 3)
 
 
 def test_a_member_counts_as_complete_only_with_the_runs_this_study_plans(tmp_path: Path) -> None:
