@@ -4,6 +4,7 @@ schedule, weight averages swapped in for evaluation, schedule-free's x and y) do
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,7 +20,7 @@ from pytest_algoperf.score.search_space import load_search_space
 from pytest_algoperf.score.tuning import as_hyperparameters
 from pytest_algoperf.submission import builtin_submission_names, load_submission, resolve_submission
 from pytest_algoperf.submission_helpers.averaging import AveragingSchedule, WeightAverage
-from pytest_algoperf.validity.panel import PANEL, member
+from pytest_algoperf.validity.panel import ALGOPERF_V05_RUNTIMES, PANEL, member
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
@@ -53,6 +54,16 @@ def test_workloads_where_algoperfs_runs_were_cut_are_workloads_on_algoperfs_boar
     cut = {w for m in PANEL for w in m.algoperf_runs_cut}
     assert cut and cut <= board
     assert {m.submission for m in PANEL if m.algoperf_runs_cut} == {"lawa_queue", "lawa_ema"}
+
+
+def test_algoperfs_published_times_are_fractions_of_the_budget_on_its_eight_workloads() -> None:
+    board = {algoperf_name(name) for name in default_suite()} - {None}
+    assert set(ALGOPERF_V05_RUNTIMES) <= {m.submission for m in PANEL if m.algoperf_score is not None}
+    for name, times in ALGOPERF_V05_RUNTIMES.items():
+        assert set(times) == board, name
+        assert all(0 < t <= 1 or t == math.inf for t in times.values()), name
+        # A workload AlgoPerf's published runs were cut short on is one its times count as missed.
+        assert all(times[w] == math.inf for w in member(name).algoperf_runs_cut), name
 
 
 def test_the_panels_nadamw_is_algoperfs_baseline_not_our_tuned_list() -> None:

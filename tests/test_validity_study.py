@@ -15,7 +15,7 @@ from pytest_algoperf.registry import default_suite
 from pytest_algoperf.results import RunResult
 from pytest_algoperf.session import run_seed
 from pytest_algoperf.validity.__main__ import Session, _complete_runs, algoperf_board_workloads, main, parser
-from pytest_algoperf.validity.agreement import disagreements, kendall_tau
+from pytest_algoperf.validity.agreement import disagreements, kendall_tau, workload_pairs
 from pytest_algoperf.validity.panel import member
 from pytest_algoperf.validity.resume import next_resume_folder, recorded_runs
 
@@ -55,6 +55,47 @@ def test_a_disagreement_is_a_pair_algoperf_separates_by_more_than_the_gap_in_the
     assert found[0].theirs_gap == pytest.approx(0.2077) and found[0].ours == (0.6, 0.95)
     assert len(disagreements(ours, ALGOPERF, min_gap=0.0)) == 3
     assert disagreements({"soap": 0.5, "nadamw": 0.5}, ALGOPERF)[0].worse == "nadamw", "a tie disagrees"
+
+
+def test_workload_pairs_are_those_algoperf_timed_both_finite_and_apart_that_the_suite_does_not_tie() -> None:
+    inf = math.inf
+    theirs = {
+        "a": {"w1": 0.5, "w2": 0.3, "w3": inf, "w4": 0.4, "w5": 0.2},
+        "b": {"w1": 0.9, "w2": 0.6, "w3": 0.5, "w4": 0.4, "w5": 0.3},
+    }
+    ours = {
+        "a": {"w1": 10.0, "w2": 30.0, "w3": 5.0, "w4": 1.0, "w5": 7.0},
+        "b": {"w1": 20.0, "w2": inf, "w3": 9.0, "w4": 2.0, "w5": 7.0},
+    }
+    pairs = workload_pairs(ours, theirs)
+    # w3: AlgoPerf's a missed; w4: AlgoPerf's times tie; w5: the suite's tie. A miss here is the slowest time.
+    assert [(p.workload, p.faster, p.in_order) for p in pairs] == [("w1", "a", True), ("w2", "a", True)]
+    assert pairs[0].theirs == (0.5, 0.9) and pairs[0].their_ratio == pytest.approx(1.8)
+    ours["a"]["w1"] = 25.0
+    assert not workload_pairs(ours, theirs)[0].in_order
+    assert workload_pairs(ours, {"a": theirs["a"]}) == [], "a member AlgoPerf did not time orders nothing"
+
+
+def test_the_study_reads_each_workload_against_algoperfs_published_times(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # AlgoPerf v0.5 (issue 836): Cyclic LR 0.49 and NAdamW 0.86 of wmt's budget, 0.25 and 0.23 of fastmri's.
+    _results(tmp_path / "pytorch" / "nadamw", "nadamw", {"wmt_mini": 30.0, "fastmri_mini": 20.0})
+    _results(
+        tmp_path / "pytorch" / "nadamw_cyclic", "nadamw_cyclic", {"wmt_mini": 40.0, "fastmri_mini": 21.0}
+    )
+    assert main(["--output", str(tmp_path), "--score-only", "--submissions", "nadamw_cyclic,nadamw"]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "pairs whose AlgoPerf v0.5 times were both published: 1 of 2 in AlgoPerf's order, 0 of 1 where"
+        in printed
+    )
+    assert (
+        "wmt: nadamw_cyclic before nadamw on AlgoPerf (0.49 vs 0.86 of the budget); here 40.0 s vs 30.0 s"
+        in printed
+    )
+    saved = json.loads((tmp_path / "validity.json").read_text())["frameworks"]["pytorch"]["workload_pairs"]
+    assert (saved["in_order"], saved["pairs"], saved["clear_in_order"], saved["clear_pairs"]) == (1, 2, 0, 1)
 
 
 def _results(

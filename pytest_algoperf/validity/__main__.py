@@ -36,8 +36,8 @@ from pytest_algoperf.results import RunResult
 from pytest_algoperf.score.boards import scoreboards
 from pytest_algoperf.score.logs import ResultsFileError
 from pytest_algoperf.threads import affinity
-from pytest_algoperf.validity.agreement import disagreements, kendall_tau
-from pytest_algoperf.validity.panel import PANEL, PanelMember, member
+from pytest_algoperf.validity.agreement import disagreements, kendall_tau, workload_pairs
+from pytest_algoperf.validity.panel import ALGOPERF_V05_RUNTIMES, PANEL, PanelMember, member
 from pytest_algoperf.validity.resume import next_resume_folder, recorded_runs, run_key
 
 
@@ -238,8 +238,14 @@ def score_study(sessions: list[Session], min_gap: float, cap_recorded: bool = Fa
                 )
                 if alone is not None:
                     scores = {m["submission"]: m["score"] for m in alone["members"]}
+                    pairs = alone["workload_pairs"]
                     summary["per_study"].append(
-                        {"study": study + 1, "kendall_tau": alone["kendall_tau"], "scores": scores}
+                        {
+                            "study": study + 1,
+                            "kendall_tau": alone["kendall_tau"],
+                            "scores": scores,
+                            "workload_pairs_in_order": [pairs["in_order"], pairs["pairs"]],
+                        }
                     )
         frameworks[framework] = {**summary, "missing": missing}
         if cap_recorded:
@@ -295,6 +301,35 @@ def _board_summary(member_runs: dict[Session, list[RunResult]], min_gap: float) 
         "kendall_tau_by_steps": None if math.isnan(tau_by_steps) else tau_by_steps,
         "disagreements": [_with_cut_runs(asdict(d)) for d in disagreements(ours, theirs, min_gap)],
         "min_gap": min_gap,
+        "workload_pairs": _workload_pairs_summary(
+            {s.member.submission: board.times[s.member.submission] for s in present}
+        ),
+    }
+
+
+# Where AlgoPerf's own two times differ by less than this factor, its order is one a rerun may reverse; the
+# count of the clear pairs reads the suite without them.
+CLEAR_RATIO = 1.2
+
+
+def _workload_pairs_summary(times: dict[str, dict[str, float]]) -> dict:
+    """Workload by workload, the pairs of members whose AlgoPerf v0.5 times were published both finite
+    (``panel.ALGOPERF_V05_RUNTIMES``) that the suite orders as AlgoPerf did: a finer reading than tau over
+    the scores, which a workload AlgoPerf's runs were cut short on decides."""
+    ours = {
+        name: {algoperf_name(workload) or workload: time for workload, time in member_times.items()}
+        for name, member_times in times.items()
+    }
+    pairs = workload_pairs(ours, ALGOPERF_V05_RUNTIMES)
+    clear = [p for p in pairs if p.their_ratio >= CLEAR_RATIO]
+    return {
+        "pairs": len(pairs),
+        "in_order": sum(p.in_order for p in pairs),
+        "clear_ratio": CLEAR_RATIO,
+        "clear_pairs": len(clear),
+        "clear_in_order": sum(p.in_order for p in clear),
+        "clear_against": [asdict(p) for p in clear if not p.in_order],
+        "against": [asdict(p) for p in pairs if not p.in_order],
     }
 
 
@@ -337,6 +372,7 @@ def render(summary: dict) -> list[str]:
             f"  Kendall's tau over the {scored} on both boards: {_signed(tau)} "
             f"(by steps: {_signed(board['kendall_tau_by_steps'])})"
         )
+        lines += _render_workload_pairs(board["workload_pairs"])
         gap = board["min_gap"]
         if board["disagreements"]:
             lines.append(f"  pairs AlgoPerf separates by more than {gap} that the suite does not:")
@@ -355,12 +391,35 @@ def render(summary: dict) -> list[str]:
         for study in board.get("per_study", []):
             ranked = sorted(study["scores"].items(), key=lambda item: -item[1])
             order = ", ".join(f"{name} {score:.3f}" for name, score in ranked)
-            lines.append(f"  study {study['study']} alone: tau {_signed(study['kendall_tau'])}; {order}")
+            in_order, pairs = study["workload_pairs_in_order"]
+            per_workload = f", per workload {in_order} of {pairs}" if pairs else ""
+            lines.append(
+                f"  study {study['study']} alone: tau {_signed(study['kendall_tau'])}{per_workload}; {order}"
+            )
         if "met_after_step_hint" in board:
             late = ", ".join(f"{name} {count}" for name, count in board["met_after_step_hint"].items())
             lines.append(f"  scored as capped at step_hint; targets met only after it, now missed: {late}")
         if board["missing"]:
             lines.append(f"  not run yet: {', '.join(board['missing'])}")
+    return lines
+
+
+def _render_workload_pairs(summary: dict) -> list[str]:
+    if not summary["pairs"]:
+        return []
+    ratio = summary["clear_ratio"]
+    in_order, clear_in_order, clear = summary["in_order"], summary["clear_in_order"], summary["clear_pairs"]
+    lines = [
+        f"  per workload, pairs whose AlgoPerf v0.5 times were both published: {in_order} of "
+        f"{summary['pairs']} in AlgoPerf's order, {clear_in_order} of {clear} where its times differ by "
+        f"x{ratio:g} or more"
+    ]
+    for pair in summary["clear_against"]:
+        (their_fast, their_slow), (our_fast, our_slow) = pair["theirs"], pair["ours"]
+        lines.append(
+            f"    {pair['workload']}: {pair['faster']} before {pair['slower']} on AlgoPerf ({their_fast:.2f} "
+            f"vs {their_slow:.2f} of the budget); here {our_fast:.1f} s vs {our_slow:.1f} s"
+        )
     return lines
 
 

@@ -1,4 +1,5 @@
-"""How far two rankings agree: Kendall's tau-b and the pairs ordered differently, as pure functions."""
+"""How far two rankings agree: Kendall's tau-b and the pairs ordered differently, over the scores or workload
+by workload over the times, as pure functions."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["Disagreement", "disagreements", "kendall_tau"]
+__all__ = ["Disagreement", "WorkloadPair", "disagreements", "kendall_tau", "workload_pairs"]
 
 
 def kendall_tau(ours: Mapping[str, float], theirs: Mapping[str, float]) -> float:
@@ -50,6 +51,54 @@ def disagreements(
         if gap > min_gap and ours[better] <= ours[worse]:
             found.append(Disagreement(better, worse, gap, (ours[better], ours[worse])))
     return sorted(found, key=lambda d: -d.theirs_gap)
+
+
+@dataclass(frozen=True)
+class WorkloadPair:
+    """Two members on one workload where AlgoPerf's times are both finite and differ: ``faster`` is faster
+    there. ``theirs`` and ``ours`` are the two members' times, faster's first (``inf``: missed here)."""
+
+    workload: str
+    faster: str
+    slower: str
+    theirs: tuple[float, float]
+    ours: tuple[float, float]
+
+    @property
+    def in_order(self) -> bool:
+        return self.ours[0] < self.ours[1]
+
+    @property
+    def their_ratio(self) -> float:
+        """How many times faster AlgoPerf's faster member was."""
+        return self.theirs[1] / self.theirs[0]
+
+
+def workload_pairs(
+    ours: Mapping[str, Mapping[str, float]], theirs: Mapping[str, Mapping[str, float]]
+) -> list[WorkloadPair]:
+    """Per workload, every pair of members whose times AlgoPerf published, both finite and different, and that
+    the suite does not tie (a tie, both missed included, orders nothing). ``ours`` and ``theirs``: member ->
+    workload -> time; only the members and workloads both hold count."""
+    found = []
+    for a, b in itertools.combinations(sorted(set(ours) & set(theirs)), 2):
+        for workload in sorted(set(ours[a]) & set(ours[b]) & set(theirs[a]) & set(theirs[b])):
+            their_a, their_b = theirs[a][workload], theirs[b][workload]
+            if not (math.isfinite(their_a) and math.isfinite(their_b)) or their_a == their_b:
+                continue
+            if ours[a][workload] == ours[b][workload]:
+                continue
+            faster, slower = (a, b) if their_a < their_b else (b, a)
+            found.append(
+                WorkloadPair(
+                    workload,
+                    faster,
+                    slower,
+                    (theirs[faster][workload], theirs[slower][workload]),
+                    (ours[faster][workload], ours[slower][workload]),
+                )
+            )
+    return found
 
 
 def _sign(value: float) -> int:
