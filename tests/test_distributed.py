@@ -65,11 +65,13 @@ def pytest_algoperf_add_workloads(registry):
 """
 # torchrun through this interpreter (venv-independent); --standalone picks a free rendezvous port.
 TORCHRUN = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
-# Two gloo ranks exercise the collectives and global_mean_loss directly; rank 0 prints JSON.
+# Two gloo ranks exercise the collectives, global_mean_loss and a scaled model under DDP directly; rank 0
+# prints JSON.
 COLLECTIVES_SCRIPT = """\
 import json, os
 import numpy as np, torch
 from pytest_algoperf.distributed import torchrun_environment
+from pytest_algoperf.frameworks.parameter_scale import scale_parameters
 from pytest_algoperf.frameworks.pytorch_ddp import global_mean_loss, start_process_group, stop_process_group
 from pytest_algoperf.frameworks.pytorch_ddp import wrap_model
 
@@ -82,8 +84,24 @@ part = group.shard(8)
 per_example = (model(inputs[part]).squeeze(1) - 1.0) ** 2 * mask[part]
 global_mean_loss({"summed": per_example.sum(), "n_valid_examples": mask[part].sum()}).backward()
 rows = np.arange(3 * group.rank, 3 * group.rank + 3 - group.rank)  # 3 rows on rank 0, 2 on rank 1
+
+
+class Linear:  # a workload whose parameters are stored divided by 4 (frameworks.parameter_scale)
+    def init_model_fn(self, rng):
+        torch.manual_seed(0)
+        return torch.nn.Linear(3, 1), None
+
+    def model_fn(self, model, x):
+        return model(x)
+
+
+scaled = scale_parameters(Linear(), 4.0, "pytorch")
+theta = wrap_model(scaled.init_model_fn(None)[0], group, "cpu")
+per_example = (scaled.model_fn(theta, inputs[part]).squeeze(1) - 1.0) ** 2 * mask[part]
+global_mean_loss({"summed": per_example.sum(), "n_valid_examples": mask[part].sum()}).backward()
 out = {
     "grad": model.module.weight.grad.tolist(),
+    "scaled_grad": theta.module.weight.grad.tolist(),
     "max": group.max(float(group.rank)),
     "sums": group.sum_totals({"a": 1.0 + group.rank, "b": 10.0}),
     "rows": group.gather_rows(rows).tolist(),
@@ -155,6 +173,9 @@ def test_two_gloo_ranks_reduce_and_gather_and_their_loss_gradient_is_the_global_
     mask = torch.tensor([1.0, 1, 1, 0, 1, 0, 0, 0])
     (((model(inputs).squeeze(1) - 1.0) ** 2 * mask).sum() / mask.sum()).backward()
     np.testing.assert_allclose(out["grad"], model.weight.grad.tolist(), rtol=1e-6)
+    # Parameters stored at a quarter, multiplied back in the forward pass under DDP's wrapper: the same loss,
+    # and the stored parameter's gradient, averaged by DDP's hooks, is 4 times the weight's.
+    np.testing.assert_allclose(out["scaled_grad"], (4 * model.weight.grad).tolist(), rtol=1e-6)
 
 
 def test_a_batch_size_that_does_not_divide_names_submission_workload_size_and_devices() -> None:

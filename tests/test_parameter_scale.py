@@ -73,6 +73,48 @@ def test_pytorch_stores_the_weights_divided_and_computes_the_same_function() -> 
     )
 
 
+class _TiedLSTMWorkload:
+    """The module shapes the parameter swap must keep working for: an nn.LSTM (which caches its weights in
+    ``_flat_weights``) and an embedding tied to the output layer (one parameter in two modules)."""
+
+    def init_model_fn(self, rng: Any) -> tuple[Any, None]:
+        import torch
+        from torch import nn
+
+        torch.manual_seed(0)
+        model = nn.ModuleDict({"embed": nn.Embedding(11, 6), "lstm": nn.LSTM(6, 6, batch_first=True)})
+        model["out"] = nn.Linear(6, 11, bias=False)
+        model["out"].weight = model["embed"].weight
+        return model, None
+
+    def model_fn(self, model: Any, tokens: Any) -> Any:
+        if tokens is None:
+            raise RuntimeError("a model_fn that fails")
+        hidden, _ = model["lstm"](model["embed"](tokens))
+        return model["out"](hidden).square().mean()
+
+
+def test_pytorch_scaling_keeps_lstm_weights_and_tied_parameters_and_restores_theta_after_an_error() -> None:
+    torch = pytest.importorskip("torch")
+    plain = _TiedLSTMWorkload()
+    scaled = scale_parameters(_TiedLSTMWorkload(), FACTOR, "pytorch")
+    model, _ = plain.init_model_fn(None)
+    theta, _ = scaled.init_model_fn(None)
+    tokens = torch.tensor([[1, 4, 9, 2], [3, 3, 0, 10]])
+    loss, scaled_loss = plain.model_fn(model, tokens), scaled.model_fn(theta, tokens)
+    torch.testing.assert_close(scaled_loss, loss)
+    loss.backward()
+    scaled_loss.backward()
+    for weight, stored in zip(model.parameters(), theta.parameters(), strict=True):
+        torch.testing.assert_close(stored.grad, weight.grad * FACTOR)
+    with pytest.raises(RuntimeError, match="a model_fn that fails"):
+        scaled.model_fn(theta, None)
+    held = dict(theta.named_parameters())
+    assert all(isinstance(p, torch.nn.Parameter) for p in held.values()), "the modules hold theta again"
+    assert theta["out"].weight is theta["embed"].weight, "the tie survives the swap"
+    torch.testing.assert_close(scaled.model_fn(theta, tokens), loss, msg="a second call after an error")
+
+
 def test_jax_stores_the_weights_divided_and_computes_the_same_function() -> None:
     jax = pytest.importorskip("jax")
     plain, scaled = _workloads("jax")
