@@ -345,6 +345,16 @@ def test_a_member_is_its_first_session_and_its_resumed_ones_each_run_counted_onc
     assert next_resume_folder(member).name == "resume-1"
 
 
+def test_a_run_that_was_interrupted_is_not_recorded_and_trains_again(tmp_path: Path) -> None:
+    """Stopping a study (Ctrl-C) keeps the run that was training as ``interrupted``: not a result of its
+    algorithm, so the resumed session trains it again and only that one is scored."""
+    member = tmp_path / "nadamw"
+    _results(member, "nadamw", {"w1": None}, stop_reason="interrupted")
+    assert recorded_runs(member) == []
+    _results(member / "resume-1", "nadamw", {"w1": 12.0}, stop_reason="targets reached")
+    assert [(r.workload, r.time_to_target) for r in recorded_runs(member)] == [("w1", 12.0)]
+
+
 def test_a_resumed_study_keeps_only_the_runs_its_seed_plans(tmp_path: Path) -> None:
     """A run trained under another ``--seed`` belongs to another study: it is not kept as this one's."""
     member = tmp_path / "nadamw"

@@ -1,7 +1,8 @@
 """Resume a panel member run by run: what its folder records is kept, and only the missing runs train.
 
 A member's first session writes ``<member>/results.json``; a later session of the same study that finds runs
-missing (it was interrupted, or the study now asks for more trials) trains only those, in a folder of its own,
+missing (it was interrupted, or the study now asks for more trials) trains only those, the one that was
+training when it was stopped included, in a folder of its own,
 ``<member>/resume-1``, ``resume-2``..., so no recorded result is overwritten. The study reads all of them as
 one member (:func:`recorded_runs`).
 
@@ -25,6 +26,9 @@ from pytest_algoperf.session import run_seed
 RESULTS = "results.json"
 RESUME_PREFIX = "resume-"
 RunKey = tuple[str, int, int]  # (workload, study, trial)
+# A run stopped by Ctrl-C, or by the study being stopped, ended for no reason of its algorithm's: it is not a
+# result, and a resumed study trains it again. A run that raised or diverged is: AlgoPerf counts it missed.
+NOT_A_RESULT = frozenset({"interrupted"})
 
 
 def result_files(folder: Path) -> list[Path]:
@@ -37,7 +41,8 @@ def result_files(folder: Path) -> list[Path]:
 
 
 def recorded_runs(folder: Path, session_seed: int | None = None) -> list[RunResult]:
-    """Every run the member's folder records, once per (workload, study, trial), the first recorded kept.
+    """Every run the member's folder records, once per (workload, study, trial), the first recorded kept; a
+    run that was interrupted is not recorded (``NOT_A_RESULT``).
 
     With ``session_seed``, a run counts only if it trained with the seed the study plans for it
     (``run_seed``): a run from a study with another ``--seed`` is another study's.
@@ -46,7 +51,7 @@ def recorded_runs(folder: Path, session_seed: int | None = None) -> list[RunResu
     for path in result_files(folder):
         for run in load_results_file(path):
             planned_seed = None if session_seed is None else run_seed(session_seed, *run_key(run))
-            if planned_seed is not None and run.seed != planned_seed:
+            if (planned_seed is not None and run.seed != planned_seed) or run.stop_reason in NOT_A_RESULT:
                 continue
             runs.setdefault(run_key(run), run)
     return list(runs.values())
