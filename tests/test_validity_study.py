@@ -184,6 +184,18 @@ def test_a_pair_lost_where_algoperfs_published_runs_were_cut_says_so(
     }
 
 
+def test_score_only_with_workloads_scores_only_those(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # soap is faster on w1, nadamw on w2: each workload alone orders the two its own way.
+    _results(tmp_path / "pytorch" / "soap", "soap", {"w1": 10.0, "w2": 30.0})
+    _results(tmp_path / "pytorch" / "nadamw", "nadamw", {"w1": 20.0, "w2": 15.0})
+    argv = ["--output", str(tmp_path), "--score-only", "--submissions", "soap,nadamw"]
+    assert main([*argv, "--workloads", "w2"]) == 0
+    saved = json.loads((tmp_path / "validity.json").read_text())["frameworks"]["pytorch"]
+    assert saved["workloads"] == ["w2"] and saved["members"][0]["submission"] == "nadamw"
+    assert main([*argv, "--workloads", "w1"]) == 0
+    assert "every pair AlgoPerf separates by more than 0.05 is in its order" in capsys.readouterr().out
+
+
 def test_runs_recorded_without_a_step_cap_can_be_scored_as_if_capped_at_step_hint(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

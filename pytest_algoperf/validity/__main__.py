@@ -103,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if s not in to_run:
                     print(f"kept: {s.member.submission} ({s.framework}), {s.folder}")
             _run_sessions(to_run, args, workloads)
-        summary = score_study(sessions, args.min_gap, args.cap_recorded_runs)
+        asked = _comma_list(args.workloads) or None  # a folder may hold more than the study asks for
+        summary = score_study(sessions, args.min_gap, args.cap_recorded_runs, asked)
     except (ValueError, ResultsFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -208,13 +209,23 @@ def _complete_runs(session: Session, args: argparse.Namespace, workloads: list[s
         return 0
 
 
-def score_study(sessions: list[Session], min_gap: float, cap_recorded: bool = False) -> dict:
+def score_study(
+    sessions: list[Session],
+    min_gap: float,
+    cap_recorded: bool = False,
+    workloads: Sequence[str] | None = None,
+) -> dict:
     """Per framework: each member's score on the suite beside AlgoPerf's, Kendall's tau, disagreements. With
     several studies, also each study scored alone (``per_study``): how far one study's order moves. With
-    ``cap_recorded``, uncapped runs are scored as if capped at step_hint (``capped_at_step_hint``)."""
+    ``cap_recorded``, uncapped runs are scored as if capped at step_hint (``capped_at_step_hint``). With
+    ``workloads``, only those workloads' runs are scored; without, every run the folders record."""
     frameworks: dict[str, dict] = {}
     for framework in dict.fromkeys(s.framework for s in sessions):
-        member_runs = {s: s.runs() for s in sessions if s.framework == framework}
+        member_runs = {
+            s: [run for run in s.runs() if workloads is None or run.workload in workloads]
+            for s in sessions
+            if s.framework == framework
+        }
         late: dict[str, int] = {}
         if cap_recorded:
             for s, runs in member_runs.items():
@@ -307,8 +318,8 @@ def _board_summary(member_runs: dict[Session, list[RunResult]], min_gap: float) 
     }
 
 
-# Where AlgoPerf's own two times differ by less than this factor, its order is one a rerun may reverse; the
-# count of the clear pairs reads the suite without them.
+# A reading aid, not a measured bound on AlgoPerf's noise: the pairs whose AlgoPerf times are at least this
+# factor apart are also counted alone, so that near ties on AlgoPerf's side do not decide the reading.
 CLEAR_RATIO = 1.2
 
 
