@@ -85,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         members = [member(name) for name in _comma_list(args.submissions)] or list(PANEL)
-        workloads = _comma_list(args.workloads) or algoperf_board_workloads()
+        asked = _comma_list(args.workloads)
+        workloads = asked or algoperf_board_workloads()
         sessions = [
             Session(m, framework, args.output / framework / m.submission)
             for framework in _comma_list(args.framework)
@@ -103,8 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if s not in to_run:
                     print(f"kept: {s.member.submission} ({s.framework}), {s.folder}")
             _run_sessions(to_run, args, workloads)
-        asked = _comma_list(args.workloads) or None  # a folder may hold more than the study asks for
-        summary = score_study(sessions, args.min_gap, args.cap_recorded_runs, asked)
+        # A folder may hold more than the study asks for; without --workloads, everything it holds counts.
+        summary = score_study(sessions, args.min_gap, args.cap_recorded_runs, asked or None)
     except (ValueError, ResultsFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
