@@ -14,6 +14,7 @@ from scipy import stats
 from pytest_algoperf.registry import default_suite
 from pytest_algoperf.results import RunResult
 from pytest_algoperf.session import run_seed
+from pytest_algoperf.validity import __main__ as validity_main
 from pytest_algoperf.validity.__main__ import Session, _complete_runs, algoperf_board_workloads, main, parser
 from pytest_algoperf.validity.agreement import disagreements, kendall_tau, workload_pairs
 from pytest_algoperf.validity.panel import member
@@ -292,6 +293,7 @@ def test_the_study_runs_each_member_in_its_own_session_keeps_finished_ones_and_r
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # an --output relative to here, as a user types it: sessions run elsewhere
+    monkeypatch.setattr(validity_main, "PROGRESS_EVERY_SEC", 0.0)  # a line a second, not every 10 min
     argv = [
         "--output",
         "study",
@@ -317,6 +319,8 @@ def test_the_study_runs_each_member_in_its_own_session_keeps_finished_ones_and_r
     assert (
         "[2/2]" in printed and "done: nadamw (pytorch)" in printed and "Kendall's tau over the 2" in printed
     )
+    progress = [line for line in printed.splitlines() if line.startswith("progress ")]
+    assert progress and "nadamw (pytorch) 0/1 runs in 0 min" in progress[0]
     runs = json.loads((tmp_path / "study" / "pytorch" / "nadamw" / "results.json").read_text())["runs"]
     assert [(r["workload"], r["hyperparameters"]["learning_rate"]) for r in runs] == [
         ("mnist", pytest.approx(0.001308209823469072))  # the first of AlgoPerf's baseline points, not ours

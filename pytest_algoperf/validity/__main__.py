@@ -40,6 +40,9 @@ from pytest_algoperf.validity.agreement import disagreements, kendall_tau, workl
 from pytest_algoperf.validity.panel import ALGOPERF_V05_RUNTIMES, PANEL, PanelMember, member
 from pytest_algoperf.validity.resume import next_resume_folder, recorded_runs, run_key
 
+# A study runs for hours, and each member's session writes only to its own log: say how far it got this often.
+PROGRESS_EVERY_SEC = 600.0
+
 
 @dataclass(frozen=True)
 class Session:
@@ -132,6 +135,7 @@ def _run_sessions(sessions: list[Session], args: argparse.Namespace, workloads: 
     running: dict[int, tuple[subprocess.Popen, Session, float]] = {}
     queue = list(sessions)
     done = 0
+    last_progress = time.monotonic()
     while queue or running:
         while queue and free:
             session, cpu = queue.pop(0), free.pop(0)
@@ -140,6 +144,9 @@ def _run_sessions(sessions: list[Session], args: argparse.Namespace, workloads: 
             name = f"{session.member.submission} ({session.framework})"
             print(f"[{done + len(running)}/{len(sessions)}] {name} on CPU {cpu}: log {log}", flush=True)
         time.sleep(1.0)
+        if running and time.monotonic() - last_progress >= PROGRESS_EVERY_SEC:
+            last_progress = time.monotonic()
+            print(_progress_line(list(running.values()), args, workloads, last_progress), flush=True)
         for cpu, (process, session, started) in list(running.items()):
             if process.poll() is None:
                 continue
@@ -158,6 +165,22 @@ def _run_sessions(sessions: list[Session], args: argparse.Namespace, workloads: 
                     "command to train the missing ones",
                     flush=True,
                 )
+
+
+def _progress_line(
+    running: list[tuple[subprocess.Popen, Session, float]],
+    args: argparse.Namespace,
+    workloads: list[str],
+    now: float,
+) -> str:
+    """One line for a study that runs for hours: each running member's recorded runs and minutes so far."""
+    planned = len(workloads) * args.trials * args.studies
+    members = (
+        f"{session.member.submission} ({session.framework}) "
+        f"{_complete_runs(session, args, workloads)}/{planned} runs in {(now - started) / 60:.0f} min"
+        for _, session, started in running
+    )
+    return f"progress {datetime.now().strftime('%H:%M')}: " + "; ".join(members)
 
 
 def _start(
