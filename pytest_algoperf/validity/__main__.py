@@ -38,7 +38,7 @@ from pytest_algoperf.score.logs import ResultsFileError
 from pytest_algoperf.threads import affinity
 from pytest_algoperf.validity.agreement import disagreements, kendall_tau, workload_pairs
 from pytest_algoperf.validity.panel import ALGOPERF_V05_RUNTIMES, PANEL, PanelMember, member
-from pytest_algoperf.validity.resume import next_resume_folder, recorded_runs, run_key
+from pytest_algoperf.validity.resume import RunKey, next_resume_folder, recorded_runs, run_key
 
 # A study runs for hours, and each member's session writes only to its own log: say how far it got this often.
 PROGRESS_EVERY_SEC = 600.0
@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.trials < 1 or args.studies < 1 or args.parallel < 1:
             raise ValueError("--trials, --studies and --parallel must be at least 1")
         if not args.score_only:
-            expected = len(workloads) * args.trials * args.studies
+            expected = len(_planned_runs(args, workloads))
             to_run = [s for s in sessions if _complete_runs(s, args, workloads) < expected]
             for s in sessions:
                 if s not in to_run:
@@ -157,7 +157,7 @@ def _run_sessions(sessions: list[Session], args: argparse.Namespace, workloads: 
             name = f"{session.member.submission} ({session.framework})"
             recorded = _complete_runs(session, args, workloads)
             print(f"done: {name} in {elapsed:.0f} s, {recorded} runs recorded", flush=True)
-            planned = len(workloads) * args.trials * args.studies
+            planned = len(_planned_runs(args, workloads))
             if recorded < planned:
                 print(
                     f"warning: {name} records {recorded} of the {planned} runs this study plans; its session "
@@ -174,7 +174,7 @@ def _progress_line(
     now: float,
 ) -> str:
     """One line for a study that runs for hours: each running member's recorded runs and minutes so far."""
-    planned = len(workloads) * args.trials * args.studies
+    planned = len(_planned_runs(args, workloads))
     members = (
         f"{session.member.submission} ({session.framework}) "
         f"{_complete_runs(session, args, workloads)}/{planned} runs in {(now - started) / 60:.0f} min"
@@ -223,12 +223,17 @@ def _start(
     return process, log_path
 
 
+def _planned_runs(args: argparse.Namespace, workloads: list[str]) -> set[RunKey]:
+    """The (workload, study, trial) runs this study plans for each member."""
+    return {(w, s, t) for w in workloads for s in range(args.studies) for t in range(args.trials)}
+
+
 def _complete_runs(session: Session, args: argparse.Namespace, workloads: list[str]) -> int:
     """The planned runs the member's folder records: runs of other workloads, studies or trials (an earlier
     study in the same folder) do not make this one complete."""
-    planned = {(w, s, t) for w in workloads for s in range(args.studies) for t in range(args.trials)}
     try:
-        return len(planned.intersection(run_key(run) for run in session.runs(args.seed)))
+        recorded = {run_key(run) for run in session.runs(args.seed)}
+        return len(_planned_runs(args, workloads) & recorded)
     except ResultsFileError:
         return 0
 
