@@ -16,7 +16,9 @@
    framework's median time to that target, so the baseline meets it at about 3/4 of the budget
    (``--budget-quantile 1`` takes each framework's slowest rerun instead of the median; ``--min-budget-sec``
    puts a floor under it), and at least the time of step_hint steps, so that a submission's schedule fits
-   (AlgoPerf's step_hint is the steps the baseline can take in the budget); each rerun's time counts at its
+   (AlgoPerf's step_hint is the steps the baseline can take in the budget), at the winner's step with
+   AlgoPerf's baseline dropout of 0.1, measured against its own in each framework (``dropout_cost``: on a CPU
+   dropout costs a step up to x1.6, on AlgoPerf's GPUs little); each rerun's time counts at its
    framework's fastest rerun's step rate, since a rerun slowed by another process on its CPU took as many
    steps, not as many seconds; step_hint stays the entry's (the target-setting schedules were sized by it,
    so the targets hold only with it); the steps the fastest framework takes in the budget are recorded. With
@@ -70,6 +72,8 @@ from pytest_algoperf.calibration import (
 )
 from pytest_algoperf.calibration_progress import Counter, Progress, Trial, say
 from pytest_algoperf.calibration_rule import budget_for_targets, targets_from_reruns
+from pytest_algoperf.dropout_cost import BASELINE_DROPOUT_RATE
+from pytest_algoperf.dropout_cost import dropout_step_cost as measure_dropout_step_cost
 from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.frameworks.parameter_scale import resolved_parameter_scale, sgd_equivalent_point
 from pytest_algoperf.hardware.profiles import DeviceDescription
@@ -209,10 +213,30 @@ def calibrate(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
                 f"rerun {framework} seed {seed}: best validation {trial.best_validation:.4f}, "
                 f"best test {trial.best_test:.4f}, {trial.steps_per_sec:.0f} steps/s"
             )
+    costs = {  # a variant keeps its base workload's budget: nothing to stretch
+        framework: progress.measure(
+            f"dropout_step_cost/{framework}",
+            functools.partial(dropout_step_cost, workloads[framework], framework, winner, args),
+        )
+        for framework in ([] if first.is_variant else frameworks)
+    }
+    by_framework = ", ".join(f"x{cost} in {framework}" for framework, cost in costs.items())
+    if costs:
+        say(f"a step with dropout {BASELINE_DROPOUT_RATE} takes {by_framework}")
     if args.keep_targets:
-        return budget_for_targets(args, first, reruns, committed.validation_target)
-    values = targets_from_reruns(args, first, winner, sweep, reruns)
+        return budget_for_targets(args, first, reruns, committed.validation_target, costs)
+    values = targets_from_reruns(args, first, winner, sweep, reruns, costs)
     return {**values, PARAMETER_SCALE: scale} if scale != 1 else values
+
+
+def dropout_step_cost(
+    workload: CalibratedWorkload, framework: str, winner: Trial, args: argparse.Namespace
+) -> float:
+    """``dropout_cost.dropout_step_cost`` of the target-setting point, in ``framework``."""
+    submission = load_submission(resolve_submission(winner.submission, framework, Path.cwd()))
+    if args.quick:  # a smoke test: one short round
+        return measure_dropout_step_cost(workload, submission, winner.point, args, rounds=1, block_sec=0.05)
+    return measure_dropout_step_cost(workload, submission, winner.point, args)
 
 
 def committed_point(workload: CalibratedWorkload) -> tuple[str, dict[str, Any]]:

@@ -41,10 +41,12 @@ class Progress:
         self.path = path
         self.fingerprint = fingerprint
         self.trials: dict[str, Trial] = {}
+        self.measures: dict[str, float] = {}  # measurements besides runs (``measure``)
         if path.is_file():
             saved = json.loads(path.read_text())
             if saved.get("fingerprint") == fingerprint:
                 self.trials = {key: _trial_from_json(value) for key, value in saved["trials"].items()}
+                self.measures = {key: float(value) for key, value in saved.get("measures", {}).items()}
                 say(f"resuming from {path}: {len(self.trials)} runs already done")
             else:
                 say(f"{path} holds a calibration with other arguments; starting afresh")
@@ -55,10 +57,21 @@ class Progress:
             self._save()
         return self.trials[key]
 
+    def measure(self, key: str, measure: Callable[[], float]) -> float:
+        """A number measured once and kept with the runs, as ``run`` keeps a run."""
+        if key not in self.measures:
+            self.measures[key] = float(measure())
+            self._save()
+        return self.measures[key]
+
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_suffix(".tmp")
-        document = {"fingerprint": self.fingerprint, "trials": {k: asdict(t) for k, t in self.trials.items()}}
+        document = {
+            "fingerprint": self.fingerprint,
+            "trials": {k: asdict(t) for k, t in self.trials.items()},
+            "measures": self.measures,
+        }
         partial.write_text(json.dumps(document, indent=1))
         os.replace(partial, self.path)  # never a half-written progress file
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 import shlex
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,12 +15,16 @@ import numpy as np
 
 from pytest_algoperf.calibration import CalibratedWorkload
 from pytest_algoperf.calibration_progress import Trial
-from pytest_algoperf.hardware.profiles import BY_FRAMEWORK
+from pytest_algoperf.hardware.profiles import BY_FRAMEWORK, DROPOUT_STEP_COST
 from pytest_algoperf.reporting.environment import machine_info
 
 
 def budget_for_targets(
-    args: argparse.Namespace, workload: CalibratedWorkload, reruns: list[Trial], target: float
+    args: argparse.Namespace,
+    workload: CalibratedWorkload,
+    reruns: list[Trial],
+    target: float,
+    dropout_costs: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """A hardware profile's budget against the committed target: step 3's rule on the reruns that met it."""
     higher = workload.target_metric_higher_is_better
@@ -30,7 +35,9 @@ def budget_for_targets(
             f"calibrate: no {', '.join(short)} rerun reached the committed validation target {target} on "
             f"{args.device}; give the runs more --max-steps (or --budget-sec)"
         )
-    budget, by_framework = budget_by_rule(args, reruns, met, target, higher, workload.step_hint)
+    budget, by_framework = budget_by_rule(
+        args, reruns, met, target, higher, workload.step_hint, dropout_costs
+    )
     return {
         "max_allowed_runtime_sec": budget,
         **({BY_FRAMEWORK: by_framework} if by_framework else {}),
@@ -55,17 +62,25 @@ def budget_by_rule(
     target: float,
     higher: bool,
     step_hint: int,
+    dropout_costs: Mapping[str, float] | None = None,
 ) -> tuple[float, dict[str, dict[str, Any]]]:
     """The budget by AlgoPerf's rule, the baseline reaching ``target`` at about 3/4 of it: per framework, 4/3
     of its --budget-quantile time to ``target`` among its reruns that ``met`` it, floored by
     --min-budget-sec, and at least the time ``step_hint`` steps take (AlgoPerf's step_hint is the steps the
     baseline can take in the budget: a rerun that met the target early must not cut the schedules submissions
     size by it). Returns the slowest framework's budget, which every framework shares unless it has its own,
-    and, with two frameworks or more, each one's own budget and steps in it (``by_framework``).
+    and, with two frameworks or more (or a dropout cost to record), each one's own budget and steps in it
+    (``by_framework``).
 
     A rerun's time counts at its framework's fastest rerun's step rate: a rerun that shared its CPU with
     another process took as many steps to the target as a quiet one, but more seconds, and the slowest rerun
-    must not stretch the budget by someone else's load."""
+    must not stretch the budget by someone else's load.
+
+    ``dropout_costs`` (per framework, ``dropout_cost.step_cost``: how many times longer the baseline's step
+    is with AlgoPerf's baseline dropout) stretch the ``step_hint`` floor, so that every point of AlgoPerf's
+    baseline search space can take ``step_hint`` steps, as on AlgoPerf's hardware, where dropout is nearly
+    free; each framework's cost is recorded with its budget when it is not 1."""
+    costs = dict(dropout_costs or {})
     fastest = {
         f: max(t.steps_per_sec for t in reruns if t.framework == f) for f in {t.framework for t in met}
     }
@@ -78,7 +93,8 @@ def budget_by_rule(
         by_target = round(
             max(float(np.quantile(times, args.budget_quantile)) * 4 / 3, args.min_budget_sec), 2
         )
-        return max(by_target, math.ceil(step_hint / fastest[framework] * 100) / 100)
+        step_hint_time = step_hint / fastest[framework] * costs.get(framework, 1.0)
+        return max(by_target, math.ceil(step_hint_time * 100) / 100)
 
     own = {f: own_budget(f) for f in sorted(fastest)}
     shared_period = capped_eval_period(args.eval_period_sec, max(own.values()))
@@ -88,10 +104,13 @@ def budget_by_rule(
             "max_allowed_runtime_sec": budget,
             "steps_in_budget": int(fastest[framework] * budget),
         }
+        if costs.get(framework, 1.0) != 1.0:
+            by_framework[framework][DROPOUT_STEP_COST] = costs[framework]
         period = capped_eval_period(args.eval_period_sec, budget)
         if period != shared_period:
             by_framework[framework] |= {"eval_period_time_sec": period, "eval_period_note": EVAL_PERIOD_NOTE}
-    return max(own.values()), (by_framework if len(own) > 1 else {})
+    stretched = any(DROPOUT_STEP_COST in values for values in by_framework.values())
+    return max(own.values()), (by_framework if len(own) > 1 or stretched else {})
 
 
 # VALIDITY.md, rule 3: evals coarser than this share of the budget cluster times to target at eval points.
@@ -116,6 +135,7 @@ def targets_from_reruns(
     winner: Trial,
     sweep: list[Trial],
     reruns: list[Trial],
+    dropout_costs: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Step 3 of the rule, from the reruns alone (a pure function of what was measured)."""
     higher = workload.target_metric_higher_is_better
@@ -126,7 +146,9 @@ def targets_from_reruns(
         if (t.best_validation >= validation_target if higher else t.best_validation <= validation_target)
     ]
     test_target = min(t.best_test for t in met) if higher else max(t.best_test for t in met)
-    budget, by_framework = budget_by_rule(args, reruns, met, validation_target, higher, workload.step_hint)
+    budget, by_framework = budget_by_rule(
+        args, reruns, met, validation_target, higher, workload.step_hint, dropout_costs
+    )
     return {
         "validation_target": round_leniently(validation_target, higher),
         "test_target": round_leniently(test_target, higher),

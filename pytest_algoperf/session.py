@@ -289,8 +289,10 @@ class AlgoPerfSession:
 
     def step_schedule(self, plan: PlannedRun, workload: Workload) -> StepSchedule | None:
         """The run's step schedule in step mode (None in AlgoPerf's time mode): the baseline entry's when it
-        has one, so both sessions evaluate at the same steps, else the rule of ``gate.schedule``;
-        ``--algoperf-eval-every-steps`` overrides the eval period either way."""
+        has one, so both sessions evaluate at the same steps, else the rule of ``gate.schedule``, its step
+        budget at most ``--algoperf-max-global-steps`` (a budget that holds step_hint steps at a step with
+        dropout holds more at the baseline's own); ``--algoperf-eval-every-steps`` overrides the eval period
+        either way."""
         s = self.settings
         if not uses_step_mode(s.schedule, s.gating):
             return None
@@ -299,6 +301,8 @@ class AlgoPerfSession:
             schedule = StepSchedule(entry.eval_every_steps, entry.step_budget)
         else:
             schedule = step_schedule(workload, budget_factor(s.ruleset))
+            if (cap := self.max_global_steps(workload)) and cap < schedule.step_budget:
+                schedule = StepSchedule(schedule.eval_every_steps, cap)
         if s.eval_every_steps:
             schedule = StepSchedule(s.eval_every_steps, schedule.step_budget)
         return schedule

@@ -37,8 +37,17 @@ from typing import Any
 DEVICE_KEYS = ("device", "threads", "gpu", "gpus")
 BUDGET_KEYS = ("max_allowed_runtime_sec", "eval_period_time_sec")
 BY_FRAMEWORK = "by_framework"
+# How many times longer the baseline's step is with AlgoPerf's baseline dropout (``dropout_cost``): recorded
+# where it stretched the framework's budget.
+DROPOUT_STEP_COST = "dropout_step_cost"
 # What a framework may set for itself (a note says why an eval period was set by hand).
-FRAMEWORK_KEYS = ("max_allowed_runtime_sec", "eval_period_time_sec", "steps_in_budget", "eval_period_note")
+FRAMEWORK_KEYS = (
+    "max_allowed_runtime_sec",
+    "eval_period_time_sec",
+    "steps_in_budget",
+    "eval_period_note",
+    DROPOUT_STEP_COST,
+)
 
 
 @dataclass(frozen=True)
