@@ -72,8 +72,7 @@ from pytest_algoperf.calibration import (
 )
 from pytest_algoperf.calibration_progress import Counter, Progress, Trial, say
 from pytest_algoperf.calibration_rule import budget_for_targets, targets_from_reruns
-from pytest_algoperf.dropout_cost import BASELINE_DROPOUT_RATE
-from pytest_algoperf.dropout_cost import dropout_step_cost as measure_dropout_step_cost
+from pytest_algoperf.dropout_cost import BASELINE_DROPOUT_RATE, dropout_step_cost
 from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.frameworks.parameter_scale import resolved_parameter_scale, sgd_equivalent_point
 from pytest_algoperf.hardware.profiles import DeviceDescription
@@ -216,27 +215,27 @@ def calibrate(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     costs = {  # a variant keeps its base workload's budget: nothing to stretch
         framework: progress.measure(
             f"dropout_step_cost/{framework}",
-            functools.partial(dropout_step_cost, workloads[framework], framework, winner, args),
+            functools.partial(winner_dropout_step_cost, workloads[framework], framework, winner, args),
         )
         for framework in ([] if first.is_variant else frameworks)
     }
-    by_framework = ", ".join(f"x{cost} in {framework}" for framework, cost in costs.items())
     if costs:
-        say(f"a step with dropout {BASELINE_DROPOUT_RATE} takes {by_framework}")
+        measured = ", ".join(f"x{cost} in {framework}" for framework, cost in costs.items())
+        say(f"a step with dropout {BASELINE_DROPOUT_RATE} takes {measured}")
     if args.keep_targets:
         return budget_for_targets(args, first, reruns, committed.validation_target, costs)
     values = targets_from_reruns(args, first, winner, sweep, reruns, costs)
     return {**values, PARAMETER_SCALE: scale} if scale != 1 else values
 
 
-def dropout_step_cost(
+def winner_dropout_step_cost(
     workload: CalibratedWorkload, framework: str, winner: Trial, args: argparse.Namespace
 ) -> float:
     """``dropout_cost.dropout_step_cost`` of the target-setting point, in ``framework``."""
     submission = load_submission(resolve_submission(winner.submission, framework, Path.cwd()))
     if args.quick:  # a smoke test: one short round
-        return measure_dropout_step_cost(workload, submission, winner.point, args, rounds=1, block_sec=0.05)
-    return measure_dropout_step_cost(workload, submission, winner.point, args)
+        return dropout_step_cost(workload, submission, winner.point, args, rounds=1, block_sec=0.05)
+    return dropout_step_cost(workload, submission, winner.point, args)
 
 
 def committed_point(workload: CalibratedWorkload) -> tuple[str, dict[str, Any]]:

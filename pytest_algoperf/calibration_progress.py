@@ -48,8 +48,13 @@ class Progress:
                 self.trials = {key: _trial_from_json(value) for key, value in saved["trials"].items()}
                 self.measures = {key: float(value) for key, value in saved.get("measures", {}).items()}
                 say(f"resuming from {path}: {len(self.trials)} runs already done")
-            else:
-                say(f"{path} holds a calibration with other arguments; starting afresh")
+            else:  # another calibration's runs: kept aside, not overwritten by this one's first save
+                kept = _free_name(path)
+                os.replace(path, kept)
+                say(
+                    f"{path} holds a calibration with other arguments; starting afresh, its runs kept in "
+                    f"{kept} (rename it back to resume that calibration)"
+                )
 
     def run(self, key: str, train: Callable[[], Trial]) -> Trial:
         if key not in self.trials:
@@ -74,6 +79,14 @@ class Progress:
         }
         partial.write_text(json.dumps(document, indent=1))
         os.replace(partial, self.path)  # never a half-written progress file
+
+
+def _free_name(path: Path) -> Path:
+    """``W.json`` -> the first of ``W.1.json``, ``W.2.json`` ... that does not exist."""
+    index = 1
+    while (candidate := path.with_name(f"{path.stem}.{index}{path.suffix}")).exists():
+        index += 1
+    return candidate
 
 
 def _trial_from_json(data: dict[str, Any]) -> Trial:

@@ -217,21 +217,31 @@ def test_a_second_run_of_the_same_command_resumes_from_the_progress_file(
     argv = [*QUICK_MNIST.split(), "--quick", "--progress", str(progress)]
     calibrate.main(argv)
     first = json.loads(capsys.readouterr().out)
-    assert len(json.loads(progress.read_text())["trials"]) == 3  # one sweep point, two seeds
+    saved = json.loads(progress.read_text())
+    assert len(saved["trials"]) == 3  # one sweep point, two seeds
+    assert list(saved["measures"]) == ["dropout_step_cost/pytorch"]  # what dropout costs a step (rule 2)
 
     def must_not_train(*args: object) -> Trial:
         raise AssertionError("a finished run was trained again")
 
+    def must_not_measure(*args: object) -> float:
+        raise AssertionError("a kept measurement was taken again")
+
     monkeypatch.setattr(calibrate, "train_without_target", must_not_train)
+    monkeypatch.setattr(calibrate, "winner_dropout_step_cost", must_not_measure)
     calibrate.main(argv)
     captured = capsys.readouterr()
     assert "resuming from" in captured.err and "3 runs already done" in captured.err
+    assert f"x{saved['measures']['dropout_step_cost/pytorch']} in pytorch" in captured.err
     resumed = json.loads(captured.out)
     assert resumed["validation_target"] == first["validation_target"]
     assert resumed["measured"]["reruns"] == first["measured"]["reruns"]
 
     with pytest.raises(AssertionError, match="trained again"):  # other run arguments: nothing is reused
         calibrate.main([*argv, "--threads", "2"])
+    # ... and nothing is lost: the other calibration's runs are kept aside, and the message says where.
+    assert "runs kept in" in capsys.readouterr().err
+    assert len(json.loads((tmp_path / "p.1.json").read_text())["trials"]) == 3
 
 
 @pytest.fixture

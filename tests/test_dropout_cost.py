@@ -1,19 +1,17 @@
 """Dropout's cost in the budget rule (``pytest_algoperf.dropout_cost``): a budget holds step_hint steps at the
 baseline's step with AlgoPerf's baseline dropout of 0.1, which costs a step far more on a CPU than on
-AlgoPerf's GPUs, measured in interleaved blocks and kept with a calibration's runs."""
+AlgoPerf's GPUs, measured in interleaved blocks. (test_calibrate's resume test keeps it with the runs.)"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from test_calibrate import QUICK_MNIST
 from tiny import TinyWorkload, load_tiny_submission, tiny_hyperparameters
 
-from pytest_algoperf import calibrate, dropout_cost
+from pytest_algoperf import dropout_cost
 from pytest_algoperf.calibration_progress import Trial
 from pytest_algoperf.calibration_rule import targets_from_reruns
 from pytest_algoperf.hardware.profiles import HardwareProfile
@@ -84,21 +82,3 @@ def test_a_point_that_already_drops_out_as_much_is_not_measured(monkeypatch: pyt
     args = SimpleNamespace(device="cpu", threads=1, data_dir=None)
     point = {"learning_rate": 0.1, "dropout_rate": 0.1}
     assert dropout_cost.dropout_step_cost(TinyWorkload(), None, point, args) == 1.0  # type: ignore[arg-type]
-
-
-def test_a_calibration_keeps_the_cost_with_its_runs_and_a_resumed_one_does_not_measure_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    progress = tmp_path / "p.json"
-    argv = [*QUICK_MNIST.split(), "--quick", "--progress", str(progress)]
-    calibrate.main(argv)
-    assert "a step with dropout 0.1 takes x" in capsys.readouterr().err
-    measures = json.loads(progress.read_text())["measures"]
-    assert list(measures) == ["dropout_step_cost/pytorch"] and measures["dropout_step_cost/pytorch"] >= 1.0
-
-    def must_not_measure(*args: object) -> float:
-        raise AssertionError("a kept measurement was taken again")
-
-    monkeypatch.setattr(calibrate, "dropout_step_cost", must_not_measure)
-    calibrate.main(argv)
-    assert f"x{measures['dropout_step_cost/pytorch']} in pytorch" in capsys.readouterr().err
