@@ -79,6 +79,20 @@ def test_a_run_that_misses_stops_at_the_step_budget(pytester: pytest.Pytester) -
     assert run["max_global_steps"] is None  # the step budget is step mode's cap; AlgoPerf's is for time mode
 
 
+def test_a_step_budget_beyond_step_hint_stops_at_the_step_cap(pytester: pytest.Pytester) -> None:
+    """A budget stretched by dropout's cost (VALIDITY.md, rule 2) holds more than step_hint steps at the
+    baseline's own step: a gated session's run still completes at step_hint, as a time-mode run does."""
+    workload = {"validation_target_value": 1.01, "step_hint": 30, "steps_in_budget": 45}
+    write_tiny_project(pytester, workload=workload)
+    run_tiny(pytester, "--algoperf-schedule=steps").assert_outcomes(failed=1)
+    run = only_run(pytester)
+    assert (run["global_step"], run["step_budget"]) == (30, 30)
+    # Without the cap (--algoperf-max-global-steps=none) the step budget is the budget's steps.
+    run_tiny(pytester, "--algoperf-schedule=steps", "--algoperf-max-global-steps=none")
+    run = only_run(pytester)
+    assert (run["global_step"], run["step_budget"]) == (45, 45)
+
+
 def evals_by_run(folder: Path) -> dict[str, list[tuple[int, dict[str, float]]]]:
     runs = json.loads((folder / "results.json").read_text())["runs"]
     return {run["test_id"]: [(e["global_step"], e["metrics"]) for e in run["evals"]] for run in runs}
