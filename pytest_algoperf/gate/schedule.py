@@ -15,6 +15,10 @@ without that record uses ``step_hint``, AlgoPerf's "steps the baseline can do in
     step_budget      = ceil(rate x max_allowed_runtime_sec x budget_factor)
     eval_every_steps = max(1, round(rate x eval_period_time_sec))
 
+A session caps ``step_budget`` at its step cap (``--algoperf-max-global-steps``; ``session.step_schedule``),
+where a time-mode run completes too: a budget that holds step_hint steps at a step with dropout holds more at
+the baseline's own.
+
 A baseline file records the schedule of each entry, and a session compared with it uses that schedule, so a
 recalibration cannot silently change what is compared.
 """
