@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from pytest_algoperf.frameworks import get_adapter
+from pytest_algoperf.hardware.derive import step_rate
 from pytest_algoperf.loop import RunSettings, Trainer
 from pytest_algoperf.score.tuning import as_hyperparameters
 from pytest_algoperf.spec import Workload
@@ -80,9 +80,5 @@ def dropout_step_cost(
 
 
 def _block(trainer: Trainer, steps: int) -> float:
-    """Seconds a step takes over ``steps`` steps, the device synchronised at the end."""
-    start = time.perf_counter()
-    for _ in range(steps):
-        trainer.step()
-    trainer.adapter.synchronize(trainer.outputs)
-    return (time.perf_counter() - start) / steps
+    """Seconds a step takes over ``steps`` steps of a trainer already warm (no warm-up steps)."""
+    return 1 / step_rate(trainer, steps, warmup=0)
