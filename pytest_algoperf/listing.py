@@ -85,7 +85,7 @@ def _speed_values(workload: Workload, frameworks: list[str]) -> list[str]:
     for framework in frameworks if isinstance(workload, CalibratedWorkload) else [None]:
         if framework is not None:
             workload.budget_framework = framework
-        schedule = step_schedule(workload)
+        schedule = step_schedule(workload, max_global_steps=workload.step_hint)  # a default session's cap
         values = (
             f"{workload.max_allowed_runtime_sec:g} s",
             f"{workload.eval_period_time_sec:g} s",

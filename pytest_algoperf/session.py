@@ -300,9 +300,7 @@ class AlgoPerfSession:
         if entry is not None and entry.eval_every_steps and entry.step_budget:
             schedule = StepSchedule(entry.eval_every_steps, entry.step_budget)
         else:
-            schedule = step_schedule(workload, budget_factor(s.ruleset))
-            if (cap := self.max_global_steps(workload)) and cap < schedule.step_budget:
-                schedule = StepSchedule(schedule.eval_every_steps, cap)
+            schedule = step_schedule(workload, budget_factor(s.ruleset), self.max_global_steps(workload))
         if s.eval_every_steps:
             schedule = StepSchedule(s.eval_every_steps, schedule.step_budget)
         return schedule

@@ -29,6 +29,8 @@ def test_the_eval_period_and_budget_become_steps_at_the_calibrated_step_rate() -
     ogbg_like = workload(max_allowed_runtime_sec=31.55, steps_in_budget=1040)
     assert step_schedule(ogbg_like) == StepSchedule(eval_every_steps=99, step_budget=1040)
     assert step_schedule(ogbg_like, budget_factor=1.5) == StepSchedule(99, 1560)  # self-tuning
+    # A step cap (--algoperf-max-global-steps) bounds the step budget, as it ends a time-mode run.
+    assert step_schedule(ogbg_like, max_global_steps=1000) == StepSchedule(99, 1000)
 
 
 def test_without_a_measured_rate_the_step_hint_is_the_steps_in_the_budget() -> None:

@@ -15,7 +15,7 @@ without that record uses ``step_hint``, AlgoPerf's "steps the baseline can do in
     step_budget      = ceil(rate x max_allowed_runtime_sec x budget_factor)
     eval_every_steps = max(1, round(rate x eval_period_time_sec))
 
-A session caps ``step_budget`` at its step cap (``--algoperf-max-global-steps``; ``session.step_schedule``),
+A session caps ``step_budget`` at its step cap (``--algoperf-max-global-steps``, ``max_global_steps`` here),
 where a time-mode run completes too: a budget that holds step_hint steps at a step with dropout holds more at
 the baseline's own.
 
@@ -43,12 +43,16 @@ def calibrated_steps_in_budget(workload: Workload) -> int:
     return int(getattr(workload, "steps_in_budget", None) or workload.step_hint)
 
 
-def step_schedule(workload: Workload, budget_factor: float = 1.0) -> StepSchedule:
-    """The step schedule of ``workload`` by the rule above (``budget_factor``: 1.5 for self-tuning)."""
+def step_schedule(
+    workload: Workload, budget_factor: float = 1.0, max_global_steps: int | None = None
+) -> StepSchedule:
+    """The step schedule of ``workload`` by the rule above (``budget_factor``: 1.5 for self-tuning), its step
+    budget at most ``max_global_steps`` where given."""
     rate = calibrated_steps_in_budget(workload) / workload.max_allowed_runtime_sec
+    step_budget = max(1, math.ceil(rate * workload.max_allowed_runtime_sec * budget_factor - 1e-9))
     return StepSchedule(
         eval_every_steps=max(1, round(rate * workload.eval_period_time_sec)),
-        step_budget=max(1, math.ceil(rate * workload.max_allowed_runtime_sec * budget_factor - 1e-9)),
+        step_budget=min(step_budget, max_global_steps) if max_global_steps else step_budget,
     )
 
 
