@@ -60,6 +60,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from pytest_algoperf.allocator import keep_freed_memory
 from pytest_algoperf.calibration import (
     BUDGET_KEYS,
     PARAMETER_SCALE,
@@ -361,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         from pytest_algoperf.hardware.derive import derive
 
         return derive(args)
+    keep_freed_memory()  # as the sessions it calibrates for do
     entry = find_entry(args.workload)
     frameworks = args.framework.split(",")
     device = calibration_device(args, frameworks)

@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from pytest_algoperf import load
+from pytest_algoperf.allocator import freed_memory_kept
 from pytest_algoperf.clock import BenchmarkClock
 from pytest_algoperf.distributed import check_batch_size, process_group
 from pytest_algoperf.frameworks import FrameworkAdapter, set_active_framework
@@ -343,6 +344,7 @@ def _describe(result: RunResult, workload: Workload, settings: RunSettings, budg
     result.hardware_profile = workload.hardware_profile
     result.cuda_visible_devices = os.environ.get("CUDA_VISIBLE_DEVICES")
     result.cpus = sorted(mask) if (mask := affinity()) is not None else None
+    result.freed_memory_kept = freed_memory_kept()
     result.eval_every_steps = settings.eval_every_steps
     result.threads = settings.threads
     result.workers = settings.workers

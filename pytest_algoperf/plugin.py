@@ -18,6 +18,7 @@ import pytest
 from _pytest.config import create_terminal_writer
 
 from pytest_algoperf import hookspecs, shards
+from pytest_algoperf.allocator import freed_memory_kept
 from pytest_algoperf.clock import BenchmarkClock
 from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.gate.schedule import uses_step_mode
@@ -100,7 +101,9 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     devices = ", ".join(f"{framework} on {device}" for framework, device in session.devices.items())
     lines = [
         f"algoperf: seed {s.seed}; submissions {', '.join(s.submissions)}; {devices}",
-        f"algoperf: {session.threads} CPU threads per process; results in {s.output}",
+        f"algoperf: {session.threads} CPU threads per process"
+        + ("; freed memory kept (glibc malloc)" if freed_memory_kept() else "")
+        + f"; results in {s.output}",
     ]
     if session.group.is_distributed:
         group = session.group

@@ -45,6 +45,7 @@ class RunResult:
     hardware_profile: str = ""  # whose budget, eval period and step rate applied; "" for a workload's own
     cuda_visible_devices: str | None = None  # the GPUs this run's process saw (one per xdist worker)
     cpus: list[int] | None = None  # the CPUs this run's process could use (its own, under pytest-xdist)
+    freed_memory_kept: bool = False  # its process kept freed memory (pytest_algoperf.allocator)
     target_metric: str = ""
     higher_is_better: bool = True
     validation_target: float = math.nan

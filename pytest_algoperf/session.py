@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pytest_algoperf.allocator import keep_freed_memory
 from pytest_algoperf.calibration import CalibratedWorkload, CalibrationError
 from pytest_algoperf.distributed import SINGLE_PROCESS, ProcessGroup, set_process_group, torchrun_environment
 from pytest_algoperf.frameworks import get_adapter
@@ -109,6 +110,7 @@ class AlgoPerfSession:
             raise pytest.UsageError(f"--algoperf-variants: {error}") from None
         offered = self._assign_hardware(processes)
         limit_xla_threads(self.threads)
+        keep_freed_memory()  # so that no step faults its activations in again (allocator)
         for framework in self.settings.frameworks:
             try:
                 # The xdist controller only asks which device exists; JAX must not reserve the GPUs' memory.

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pytest_algoperf.allocator import keep_freed_memory
 from pytest_algoperf.registry import default_suite
 from pytest_algoperf.threads import affinity, limit_xla_threads, set_affinity
 
@@ -135,6 +136,7 @@ def say(line: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     limit_xla_threads(1)  # the budgets' calibration used one thread; set before JAX's backend starts
+    keep_freed_memory()  # as sessions and calibrations do
     from pytest_algoperf.reporting.environment import machine_info, software_info
     from pytest_algoperf.selfcheck import suite
     from pytest_algoperf.selfcheck.report import print_table
