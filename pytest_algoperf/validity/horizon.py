@@ -28,6 +28,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from pytest_algoperf.allocator import keep_freed_memory
 from pytest_algoperf.calibrate import find_entry, parse_scale
 from pytest_algoperf.frameworks import get_adapter
 from pytest_algoperf.frameworks.parameter_scale import own_parameter_scale, resolved_parameter_scale
@@ -178,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "workload's own scale, from its calibration entry)",
     )
     args = parser.parse_args(argv)
+    keep_freed_memory()  # as sessions run
     configs = with_variations(
         [c for spec in args.points for c in member_points(spec, args.framework)],
         args.lr_factors,
