@@ -70,6 +70,7 @@ def test_other_c_libraries_are_left_as_they_are(monkeypatch: pytest.MonkeyPatch)
         mallopt = staticmethod(lambda parameter, value: 1)
 
     monkeypatch.setattr(ctypes, "CDLL", lambda name: OtherLibc())
+    monkeypatch.setattr(allocator, "_kept", False)  # whatever sessions run in this process set before
     assert allocator.keep_freed_memory() is False
 
 
@@ -81,5 +82,6 @@ def test_a_refused_setting_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
         return 0 if parameter == allocator.M_MMAP_MAX else 1
 
     monkeypatch.setattr(allocator, "_glibc_mallopt", lambda: mallopt)
+    monkeypatch.setattr(allocator, "_kept", allocator.freed_memory_kept())  # restored afterwards
     assert allocator.keep_freed_memory() is False
     assert calls == list(allocator.KEPT_MEMORY_POLICY)
