@@ -39,8 +39,8 @@ def freed_memory_kept() -> bool:
 
 
 def keep_freed_memory() -> bool:
-    """Apply the policy to this process's ``malloc``; False where the C library is not glibc (macOS, musl,
-    Windows), whose allocators have other rules and are left as they are."""
+    """Apply the policy to this process's ``malloc`` (every setting is tried); False where glibc refused one,
+    or where the C library is not glibc (macOS, musl, Windows), whose allocators are left as they are."""
     global _kept
     mallopt = _glibc_mallopt()
     if mallopt is not None:
