@@ -358,11 +358,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    keep_freed_memory()  # steps timed as the sessions it calibrates for time them (--derive-from too)
     if args.derive_from:
         from pytest_algoperf.hardware.derive import derive
 
         return derive(args)
-    keep_freed_memory()  # as the sessions it calibrates for do
     entry = find_entry(args.workload)
     frameworks = args.framework.split(",")
     device = calibration_device(args, frameworks)
